@@ -1,0 +1,66 @@
+"""Accounting of requests and bytes.
+
+With requester-pays buckets every byte fetched is billed to the reader, so every read
+is counted: per open file (`RemoteFITS.stats`) and for the whole process
+(`cloudfits.stats`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+__all__ = ["ReadStats", "process_stats"]
+
+
+@dataclass
+class _Counts:
+    requests: int = 0
+    bytes: int = 0
+
+
+class ReadStats:
+    """Thread-safe counters of range requests made and bytes received.
+
+    Attributes
+    ----------
+    requests : int
+        Number of range requests sent (retries included).
+    bytes : int
+        Number of body bytes received.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = _Counts()
+
+    def record(self, nbytes: int) -> None:
+        """Count one request that returned ``nbytes`` bytes."""
+        with self._lock:
+            self._counts.requests += 1
+            self._counts.bytes += nbytes
+
+    @property
+    def requests(self) -> int:
+        return self._counts.requests
+
+    @property
+    def bytes(self) -> int:
+        return self._counts.bytes
+
+    def snapshot(self) -> dict[str, int]:
+        """Return ``{"requests": ..., "bytes": ...}`` as of now."""
+        with self._lock:
+            return {"requests": self._counts.requests, "bytes": self._counts.bytes}
+
+    def reset(self) -> None:
+        """Set both counters back to zero."""
+        with self._lock:
+            self._counts = _Counts()
+
+    def __repr__(self) -> str:
+        return f"ReadStats(requests={self.requests}, bytes={self.bytes})"
+
+
+process_stats = ReadStats()
+"""Counters for every read made by this process."""

@@ -1,0 +1,188 @@
+"""Building, loading and fetching indexes."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .accounting import ReadStats
+from .errors import CloudFitsError, ProviderError
+from .fetcher import ObjectReader
+from .index import FileEntry, FitsIndex
+from .plugins import get_registry
+from .providers.base import ObjectInfo, Provider
+from .scan import DEFAULT_SPECULATIVE_READ, scan_fits
+from .uri import is_uri, split_uri
+
+__all__ = [
+    "DEFAULT_INDEX_NAME",
+    "FITS_SUFFIXES",
+    "build_index",
+    "download_index",
+    "load_index",
+    "scan_object",
+]
+
+DEFAULT_INDEX_NAME = "cloudfits-index.json"
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz")
+
+
+def _source_uri(scheme: str, path: str) -> str:
+    return path if scheme == "file" else f"{scheme}://{path}"
+
+
+def scan_object(
+    provider: Provider,
+    info: ObjectInfo,
+    uri: str,
+    *,
+    stats: ReadStats | None = None,
+    speculative: int = DEFAULT_SPECULATIVE_READ,
+) -> list[Any]:
+    """Scan one object's headers (see `cloudfits.scan.scan_fits`)."""
+    reader = ObjectReader(provider, info.path, uri, [stats] if stats is not None else [])
+    return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
+
+
+def _local_listing(provider: Provider, path: str) -> tuple[str, list[ObjectInfo]]:
+    real = os.path.abspath(path)
+    if os.path.isfile(real):
+        return os.path.dirname(real), [provider.head(real)]
+    if not os.path.isdir(real):
+        raise FileNotFoundError(f"{path!r} is neither a file nor a directory")
+    return real, list(provider.list(real))
+
+
+def _remote_base(path: str) -> str:
+    if path.endswith("/"):
+        return path.rstrip("/")
+    if "/" not in path:
+        return path
+    return posixpath.dirname(path)
+
+
+def build_index(
+    source: str | os.PathLike[str],
+    data_uri: str | None = None,
+    *,
+    suffixes: Iterable[str] = FITS_SUFFIXES,
+    concurrency: int = 16,
+    speculative_read: int = DEFAULT_SPECULATIVE_READ,
+    stats: ReadStats | None = None,
+    **options: Any,
+) -> FitsIndex:
+    """Index FITS objects by reading their headers only.
+
+    Parameters
+    ----------
+    source : str or path
+        A local file or directory (searched recursively), or a remote prefix such as
+        ``"s3://bucket/prefix/"``: every object below it whose name ends in one of
+        ``suffixes`` is indexed.
+    data_uri : str, optional
+        Where the data will be read from, when that is not ``source``: for example a
+        local copy of files that live at ``s3://stpubdata/tess/public/mast``. Paths
+        in the index are relative to it.
+    suffixes : iterable of str
+        Name endings (case-insensitive) of the objects to index.
+    concurrency : int
+        Objects scanned at once.
+    speculative_read : int
+        Bytes read at once where a header starts.
+    stats : ReadStats, optional
+        Counts the requests and bytes of the scan.
+    **options
+        Options of the source's provider (``requester_pays=True``, ``endpoint_url=``, ...).
+
+    Returns
+    -------
+    FitsIndex
+    """
+    text = os.fspath(source)
+    scheme, path = split_uri(text)
+    registry = get_registry()
+    spec = registry.by_scheme(scheme)
+    provider = registry.provider(spec, scheme, options)
+    if scheme == "file":
+        base, objects = _local_listing(provider, path)
+    else:
+        base = _remote_base(path)
+        objects = list(provider.list(path))
+    wanted = tuple(s.lower() for s in suffixes)
+    objects = [o for o in objects if o.path.lower().endswith(wanted)]
+    same_place = data_uri is None
+    if data_uri is None:
+        data_uri = base if scheme == "file" else f"{scheme}://{base}"
+    elif not is_uri(data_uri):
+        data_uri = os.path.abspath(data_uri)
+
+    def one(info: ObjectInfo) -> FileEntry:
+        uri = _source_uri(scheme, info.path)
+        hdus = scan_object(provider, info, uri, stats=stats, speculative=speculative_read)
+        rel = posixpath.relpath(info.path.replace(os.sep, "/"), base.replace(os.sep, "/"))
+        return FileEntry(
+            rel,
+            info.size,
+            tuple(hdus),
+            info.etag if same_place else None,
+            info.last_modified if same_place else None,
+        )
+
+    if not objects:
+        raise CloudFitsError(f"no FITS objects ({', '.join(wanted)}) found under {text!r}")
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(objects)))) as pool:
+        files = list(pool.map(one, objects))
+    return FitsIndex(data_uri, files)
+
+
+def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
+    """Read an index from any provider.
+
+    Parameters
+    ----------
+    uri : str or path
+        Where the index is: ``s3://bucket/cloudfits-index.json``, ``https://...``, a path.
+    **options
+        Options of the index's provider. They are also used to read the data when the
+        data is on the same kind of store (for example ``requester_pays=True``).
+    """
+    text = os.fspath(uri)
+    provider, path = get_registry().for_uri(text, **options)
+    info = provider.head(path)
+    reader = ObjectReader(provider, path, text)
+    try:
+        data = reader.read(0, info.size)
+    except ProviderError:
+        raise
+    index = FitsIndex.from_bytes(data, source=text)
+    index.uri = text
+    index.options = dict(options)
+    return index
+
+
+def download_index(
+    bucket: str,
+    *,
+    provider: str = "s3",
+    name: str = DEFAULT_INDEX_NAME,
+    **options: Any,
+) -> FitsIndex:
+    """Load the index stored as ``name`` in a bucket (the ``cloud-fits`` tutorial's form).
+
+    Parameters
+    ----------
+    bucket : str
+        A bare bucket name, such as ``"tess-fits-cloud-index"``.
+    provider : str
+        The provider that owns the bucket (``"s3"``, ``"spaces"``, ``"gcs"``, ...).
+    name : str
+        The index object's name in the bucket.
+    **options
+        Provider options, as for `load_index`.
+    """
+    spec = get_registry().by_name(provider)
+    uri = spec.uri_for_bucket(bucket, spec.make_config(options)).rstrip("/") + "/" + name
+    return load_index(uri, **options)

@@ -1,0 +1,114 @@
+"""The provider interface and the typed description a plugin registers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import ProviderConfigError
+
+__all__ = ["ObjectInfo", "Provider", "ProviderSpec"]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store says about one object.
+
+    Attributes
+    ----------
+    path : str
+        The object's path for its provider (for ``s3://b/k``, ``"b/k"``).
+    size : int
+        Size in bytes.
+    etag : str or None
+        The store's entity tag, without quotes, where it has one.
+    last_modified : str or None
+        ISO 8601 time of the last change, where the store gives it.
+    """
+
+    path: str
+    size: int
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Serves the objects of one URI scheme.
+
+    Ranges are half-open: ``get_range(path, start, end)`` returns bytes
+    ``[start, min(end, size))``, which is empty when ``start >= size``. Paths are what
+    follows ``scheme://`` in a URI.
+    """
+
+    def get_range(self, path: str, start: int, end: int) -> bytes:
+        """Return the object's bytes ``[start, end)`` (fewer at the end of the object)."""
+        ...
+
+    def put_index(self, path: str, data: bytes) -> None:
+        """Store ``data`` (an index document) at ``path``, replacing what is there."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield every object whose path starts with ``prefix``, in path order."""
+        ...
+
+    def head(self, path: str) -> ObjectInfo:
+        """Describe one object without reading it."""
+        ...
+
+
+def _default_bucket_uri(scheme: str) -> Callable[[str, Any], str]:
+    def bucket_uri(bucket: str, config: Any) -> str:
+        return f"{scheme}://{bucket}"
+
+    return bucket_uri
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What a plugin registers for one provider.
+
+    Attributes
+    ----------
+    name : str
+        The provider's name, as given to ``cloudfits-index --provider``.
+    schemes : tuple of str
+        URI schemes it serves. A scheme ending in ``+`` serves every scheme that
+        starts with it (``"libcloud+"`` serves ``libcloud+s3://``).
+    config_type : type
+        A frozen, keyword-only dataclass of the provider's options.
+    factory : callable
+        ``factory(config, scheme)`` returns a `Provider`.
+    description : str
+        One line for ``cloudfits-index providers``.
+    bucket_uri : callable, optional
+        ``bucket_uri(bucket, config)`` turns a bare bucket name into a URI.
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    config_type: type[Any]
+    factory: Callable[[Any, str], Provider]
+    description: str = ""
+    bucket_uri: Callable[[str, Any], str] | None = field(default=None)
+
+    def make_config(self, options: dict[str, Any]) -> Any:
+        """Build the provider's config from keyword options; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(self.config_type)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ProviderConfigError(
+                f"provider {self.name!r} has no option {', '.join(map(repr, unknown))};"
+                f" its options are: {', '.join(sorted(known)) or '(none)'}"
+            )
+        try:
+            return self.config_type(**options)
+        except (TypeError, ValueError) as err:
+            raise ProviderConfigError(f"provider {self.name!r}: {err}") from err
+
+    def uri_for_bucket(self, bucket: str, config: Any) -> str:
+        make = self.bucket_uri or _default_bucket_uri(self.schemes[0].rstrip("+"))
+        return make(bucket, config)

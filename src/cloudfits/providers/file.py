@@ -1,0 +1,125 @@
+"""``file://`` URIs and plain local paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import AccessDeniedError, ObjectNotFoundError, ProviderError
+from ..hookspecs import hookimpl
+from ..plugins import ProviderRegistry
+from .base import ObjectInfo, ProviderSpec
+
+__all__ = ["FileConfig", "FileProvider"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileConfig:
+    """Options of the local-file provider.
+
+    Attributes
+    ----------
+    root : str or None
+        When set, every path is taken relative to this directory and may not leave it
+        (``..`` and symbolic links pointing outside are refused).
+    """
+
+    root: str | None = None
+
+
+class FileProvider:
+    """Reads and writes local files."""
+
+    def __init__(self, config: FileConfig) -> None:
+        self.config = config
+        self._root = os.path.realpath(config.root) if config.root is not None else None
+
+    def __repr__(self) -> str:
+        return f"FileProvider(root={self.config.root!r})"
+
+    def _resolve(self, path: str) -> str:
+        if self._root is None:
+            return os.path.abspath(path)
+        base = path if os.path.isabs(path) else os.path.join(self._root, path)
+        candidate = os.path.realpath(base)
+        if os.path.commonpath([candidate, self._root]) != self._root:
+            raise AccessDeniedError(f"file: {path!r} is outside the root {self.config.root!r}")
+        return candidate
+
+    def get_range(self, path: str, start: int, end: int) -> bytes:
+        if start < 0 or end < start:
+            raise ValueError(f"file: invalid range [{start}, {end}) for {path!r}")
+        real = self._resolve(path)
+        try:
+            with open(real, "rb") as f:
+                return os.pread(f.fileno(), end - start, start) if end > start else b""
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
+        except PermissionError as err:
+            raise AccessDeniedError(f"file: {path!r}: permission denied") from err
+        except IsADirectoryError as err:
+            raise ObjectNotFoundError(f"file: {path!r} is a directory") from err
+
+    def head(self, path: str) -> ObjectInfo:
+        real = self._resolve(path)
+        try:
+            st = os.stat(real)
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
+        if not os.path.isfile(real):
+            raise ObjectNotFoundError(f"file: {path!r} is not a file")
+        modified = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc)
+        return ObjectInfo(path, st.st_size, None, modified.isoformat())
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        real = self._resolve(prefix)
+        if os.path.isfile(real):
+            yield self.head(prefix)
+            return
+        if os.path.isdir(real):
+            directory, stem = real, ""
+            shown = prefix
+        else:
+            directory, stem = os.path.split(real)
+            shown = os.path.dirname(prefix)
+        if not os.path.isdir(directory):
+            return
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(directory):
+            dirnames.sort()
+            for name in filenames:
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, directory)
+                if rel.startswith(stem):
+                    found.append(rel)
+        for rel in sorted(found):
+            yield self.head(os.path.join(shown, rel) if shown else rel)
+
+    def put_index(self, path: str, data: bytes) -> None:
+        real = self._resolve(path)
+        target = Path(real)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".cloudfits-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except OSError as err:
+            raise ProviderError(f"file: cannot write {path!r}: {err.strerror}") from err
+
+
+@hookimpl
+def cloudfits_register_providers(registry: ProviderRegistry) -> None:
+    registry.add(
+        ProviderSpec(
+            name="file",
+            schemes=("file",),
+            config_type=FileConfig,
+            factory=lambda config, scheme: FileProvider(config),
+            description="local files (file:// URIs and plain paths)",
+        )
+    )

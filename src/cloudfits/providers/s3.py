@@ -1,0 +1,249 @@
+"""``s3://bucket/key`` through boto3, with requester-pays as an explicit opt-in."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from botocore import UNSIGNED
+
+from ..errors import (
+    AccessDeniedError,
+    ObjectNotFoundError,
+    ProviderError,
+    RangeResponseError,
+)
+from ..hookspecs import hookimpl
+from ..plugins import ProviderRegistry
+from .base import ObjectInfo, ProviderSpec
+
+__all__ = ["S3Config", "S3Provider", "split_bucket_key"]
+
+_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
+_DENIED = {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccountProblem",
+}
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class S3Config:
+    """Options of the S3 provider.
+
+    Credentials are never options: boto3 finds them in the usual places (environment
+    variables ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, the
+    shared credentials file, a profile, instance roles). ``AWS_ENDPOINT_URL``,
+    ``AWS_DEFAULT_REGION`` and ``AWS_PROFILE`` are honoured as boto3 honours them.
+
+    Attributes
+    ----------
+    requester_pays : bool
+        Send ``x-amz-request-payer: requester`` on every request, accepting the charges
+        of a requester-pays bucket. Off unless asked for.
+    endpoint_url : str or None
+        Another S3-compatible endpoint (default: AWS, or ``AWS_ENDPOINT_URL``).
+    region : str or None
+        The bucket's region (default: boto3's, else ``us-east-1``).
+    profile : str or None
+        A named profile of the AWS configuration files.
+    anonymous : bool
+        Send unsigned requests (public buckets, no credentials needed).
+    max_pool_connections : int
+        Size of the HTTP connection pool; reads use up to this many connections.
+    connect_timeout, read_timeout : float
+        Seconds before a connection attempt or a read gives up.
+    max_attempts : int
+        Attempts per request for throttling and transient errors (boto3 standard mode).
+    """
+
+    requester_pays: bool = False
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    anonymous: bool = False
+    max_pool_connections: int = 64
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 5
+
+
+def split_bucket_key(path: str) -> tuple[str, str]:
+    """``"bucket/a/b.fits"`` -> ``("bucket", "a/b.fits")``."""
+    bucket, _, key = path.partition("/")
+    if not bucket:
+        raise ValueError(f"s3 path {path!r} has no bucket")
+    return bucket, key
+
+
+def _add_requester_pays(request: Any, **_: Any) -> None:
+    request.headers["x-amz-request-payer"] = "requester"
+
+
+class S3Provider:
+    """Reads ranges of S3 objects, lists prefixes and writes indexes."""
+
+    def __init__(self, config: S3Config, *, name: str = "s3", uri_prefix: str = "s3://") -> None:
+        self.config = config
+        self.scheme = name
+        self._uri_prefix = uri_prefix
+        self._client_lock = threading.Lock()
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, built once; requester-pays is set on it here and only here."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        c = self.config
+        session = boto3.session.Session(profile_name=c.profile)
+        region = c.region or session.region_name or "us-east-1"
+        options: dict[str, Any] = {
+            "max_pool_connections": c.max_pool_connections,
+            "connect_timeout": c.connect_timeout,
+            "read_timeout": c.read_timeout,
+            "retries": {"max_attempts": c.max_attempts, "mode": "standard"},
+        }
+        if c.anonymous:
+            options["signature_version"] = UNSIGNED
+        client = session.client(
+            "s3",
+            region_name=region,
+            endpoint_url=c.endpoint_url,
+            config=botocore.config.Config(**options),
+        )
+        if c.requester_pays:
+            client.meta.events.register("before-sign.s3", _add_requester_pays)
+        return client
+
+    def _uri(self, path: str) -> str:
+        return self._uri_prefix + path
+
+    def _error(self, err: Exception, path: str, what: str) -> Exception:
+        uri = self._uri(path)
+        if isinstance(err, botocore.exceptions.NoCredentialsError):
+            return AccessDeniedError(
+                f"{self.scheme}: {what} {uri}: no credentials found; configure AWS"
+                " credentials, or pass anonymous=True for a public bucket"
+            )
+        if isinstance(err, botocore.exceptions.ClientError):
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _NOT_FOUND or status == "404":
+                return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found ({code})")
+            if code in _DENIED or status == "403":
+                hint = ""
+                if not self.config.requester_pays:
+                    hint = (
+                        "; if the bucket is requester-pays, pass requester_pays=True"
+                        " (--requester-pays) to accept its charges"
+                    )
+                return AccessDeniedError(
+                    f"{self.scheme}: {what} {uri}: access denied ({code}){hint}"
+                )
+            return ProviderError(f"{self.scheme}: {what} {uri}: {code or status}: {err}")
+        return ProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}: {err}")
+
+    def get_range(self, path: str, start: int, end: int) -> bytes:
+        if start < 0 or end < start:
+            raise ValueError(f"invalid range [{start}, {end}) for {self._uri(path)}")
+        if end == start:
+            return b""
+        bucket, key = split_bucket_key(path)
+        try:
+            response = self.client.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+            )
+            body = response["Body"]
+            try:
+                data: bytes = body.read()
+            finally:
+                body.close()
+        except botocore.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise self._error(err, path, f"reading bytes [{start}, {end}) of") from err
+        except botocore.exceptions.BotoCoreError as err:
+            raise self._error(err, path, f"reading bytes [{start}, {end}) of") from err
+        content_range = response.get("ContentRange")
+        if content_range:
+            match = _CONTENT_RANGE.match(content_range)
+            if match is None or int(match.group(1)) != start:
+                raise RangeResponseError(
+                    f"{self.scheme}: {self._uri(path)}: asked for bytes [{start}, {end}),"
+                    f" the answer is {content_range!r}"
+                )
+        elif start > 0 or len(data) > end - start:
+            # The whole object came back (the store ignored the range).
+            data = data[start:end]
+        return data
+
+    def head(self, path: str) -> ObjectInfo:
+        bucket, key = split_bucket_key(path)
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            raise self._error(err, path, "describing") from err
+        modified = response.get("LastModified")
+        return ObjectInfo(
+            path,
+            int(response["ContentLength"]),
+            str(response.get("ETag", "")).strip('"') or None,
+            modified.isoformat() if modified is not None else None,
+        )
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        bucket, key_prefix = split_bucket_key(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=key_prefix):
+                for item in page.get("Contents", []):
+                    modified = item.get("LastModified")
+                    yield ObjectInfo(
+                        f"{bucket}/{item['Key']}",
+                        int(item["Size"]),
+                        str(item.get("ETag", "")).strip('"') or None,
+                        modified.isoformat() if modified is not None else None,
+                    )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            raise self._error(err, prefix, "listing") from err
+
+    def put_index(self, path: str, data: bytes) -> None:
+        bucket, key = split_bucket_key(path)
+        content_type = "application/gzip" if key.endswith(".gz") else "application/json"
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            raise self._error(err, path, "writing") from err
+
+
+@hookimpl
+def cloudfits_register_providers(registry: ProviderRegistry) -> None:
+    registry.add(
+        ProviderSpec(
+            name="s3",
+            schemes=("s3",),
+            config_type=S3Config,
+            factory=lambda config, scheme: S3Provider(config),
+            description="Amazon S3 and S3-compatible stores (boto3); requester-pays opt-in",
+        )
+    )

@@ -1,0 +1,343 @@
+"""`RemoteFITS` and `RemoteHDU`: astropy-like access to a FITS object in a store."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+from astropy.io.fits import Header
+
+from .accounting import ReadStats
+from .fetcher import FetchOptions, ObjectReader
+from .geometry import HDUKind, hdu_kind, image_scaling, image_shape, scale_image
+from .planner import plan_section
+from .plugins import get_registry
+from .scan import HDULayout, parse_header, scan_fits
+from .tables import header_only_hdu, read_table, row_count
+from .uri import join_uri, split_uri
+
+if TYPE_CHECKING:
+    from .index import FileEntry, FitsIndex
+
+__all__ = ["RemoteFITS", "RemoteHDU", "Section", "open"]
+
+_FETCH_KEYS = ("max_gap", "max_part", "max_concurrency")
+_TYPE_NAMES = {
+    HDUKind.PRIMARY: "PrimaryHDU",
+    HDUKind.IMAGE: "ImageHDU",
+    HDUKind.GROUPS: "GroupsHDU",
+    HDUKind.BINTABLE: "BinTableHDU",
+    HDUKind.TABLE: "TableHDU",
+    HDUKind.COMPRESSED_IMAGE: "BinTableHDU",
+}
+
+
+def _split_fetch_options(options: dict[str, Any]) -> tuple[FetchOptions, dict[str, Any]]:
+    tuning = {k: options.pop(k) for k in _FETCH_KEYS if k in options}
+    return FetchOptions.from_environment().updated(**tuning), options
+
+
+class Section:
+    """Numpy-style access to part of an image, reading only the bytes it needs.
+
+    ``hdu.section[key]`` takes any numpy basic index (integers, negative integers,
+    slices with steps, ``...``, ``None``) and returns what ``hdul[n].data[key]``
+    returns in astropy: the same values and dtype, in native byte order. Like
+    astropy's ``Section`` it has ``shape``, ``dtype`` and ``ndim``, so
+    `astropy.nddata.Cutout2D` accepts it.
+    """
+
+    def __init__(self, hdu: RemoteHDU) -> None:
+        self._hdu = hdu
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._hdu.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self._hdu.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self._hdu.read_section(key)
+
+    def __repr__(self) -> str:
+        return f"<Section of {self._hdu!r}>"
+
+
+class RemoteHDU:
+    """One HDU of a `RemoteFITS`. The header is in hand; data is read on request."""
+
+    def __init__(self, file: RemoteFITS, number: int, layout: HDULayout) -> None:
+        self.file = file
+        self.number = number
+        self.layout = layout
+
+    def __repr__(self) -> str:
+        return f"<RemoteHDU {self.number} ({self.kind.value}) of {self.file.uri}>"
+
+    @cached_property
+    def header(self) -> Header:
+        """The header as an astropy `~astropy.io.fits.Header` (no request)."""
+        return parse_header(self.layout.header, where=f"{self.file.uri}: HDU {self.number}")
+
+    @cached_property
+    def kind(self) -> HDUKind:
+        return hdu_kind(self.header)
+
+    @property
+    def name(self) -> str:
+        default = "PRIMARY" if self.number == 0 else ""
+        return str(self.header.get("EXTNAME", default)).strip()
+
+    @property
+    def ver(self) -> int:
+        return int(self.header.get("EXTVER", 1))
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind.is_image
+
+    @cached_property
+    def shape(self) -> tuple[int, ...]:
+        """Numpy shape: the image's, or ``(rows,)`` for tables and random groups."""
+        if self.kind.is_image:
+            return image_shape(self.header)
+        return (row_count(self.kind, self.header),)
+
+    @cached_property
+    def dtype(self) -> np.dtype[Any]:
+        """Type of the values returned: astropy's (scaled) image type, or the row type."""
+        if self.kind.is_image:
+            return image_scaling(self.header).dtype
+        return np.dtype(header_only_hdu(self.kind, self.header).columns.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Bytes of data in the object."""
+        return self.layout.data_size
+
+    @property
+    def section(self) -> Section:
+        """Partial reads of an image with numpy indexing."""
+        self._require_image("section")
+        return Section(self)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of a table HDU."""
+        return list(header_only_hdu(self.kind, self.header).columns.names)
+
+    def _require_image(self, what: str) -> None:
+        if not self.kind.is_image:
+            raise TypeError(f"{self!r} is a {self.kind.value}; use read(rows=, columns=)")
+        if not self.shape:
+            raise TypeError(f"{self!r} has no data ({what} needs NAXIS > 0)")
+
+    def read_section(self, key: Any = ..., **tuning: int) -> np.ndarray:
+        """Read ``data[key]`` of an image; ``tuning`` overrides the fetch options."""
+        self._require_image("read_section")
+        options = self.file.fetch_options.updated(**tuning)
+        scaling = image_scaling(self.header)
+        plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
+        raw = self.file.reader.read_runs(
+            self.layout.data_offset, plan.run_offsets, plan.run_nbytes, options
+        )
+        values = raw.view(scaling.raw_dtype).reshape(plan.buffer_shape)
+        return scale_image(values, scaling)[plan.finish]
+
+    def read(self, rows: Any = None, columns: Any = None, **tuning: int) -> Any:
+        """Read table rows and columns as an astropy `~astropy.table.Table`.
+
+        Parameters
+        ----------
+        rows : int, slice, sequence of int or boolean mask, optional
+            The rows (all by default), in the order given.
+        columns : str, int or sequence of them, optional
+            Column names (case-insensitive) or numbers (all by default).
+        **tuning
+            ``max_gap``, ``max_part``, ``max_concurrency`` for this read.
+
+        For an image HDU, ``read()`` returns the whole array (as ``section[...]``).
+        """
+        if self.kind.is_image:
+            if rows is not None or columns is not None:
+                raise TypeError(f"{self!r} is an image; use section[...]")
+            return self.read_section(..., **tuning)
+        options = self.file.fetch_options.updated(**tuning)
+        return read_table(self, rows, columns, options)
+
+    def __getitem__(self, key: Any) -> Any:
+        if self.kind.is_image:
+            return self.read_section(key)
+        if isinstance(key, str):
+            return self.read(columns=[key])[key]
+        if isinstance(key, tuple) and len(key) == 2:
+            row, column = key
+            table = self.read(rows=[row], columns=[column])
+            return table[table.colnames[0]][0]
+        if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
+            return self.read(columns=key)
+        if isinstance(key, (int, np.integer)):
+            return self.read(rows=[key])[0]
+        return self.read(rows=key)
+
+    def summary(self) -> tuple[int, str, int, str, int, str, str]:
+        """``(number, name, ver, type, cards, dimensions, format)``, as astropy's info."""
+        header = self.header
+        if self.kind.is_table or self.kind is HDUKind.GROUPS:
+            names = self.columns
+            dims = f"{self.shape[0]}R x {len(names)}C"
+            forms = [str(header.get(f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
+            fmt = "[" + ", ".join(forms) + "]" if self.kind.is_table else ""
+        else:
+            dims = str(tuple(reversed(self.shape)))
+            fmt = self.dtype.name if self.shape else ""
+        return (self.number, self.name, self.ver, _TYPE_NAMES[self.kind], len(header), dims, fmt)
+
+
+class RemoteFITS:
+    """A FITS object in a store, opened from an index entry or by scanning its headers.
+
+    Indexing gives `RemoteHDU` objects: by number, by EXTNAME, or by ``(EXTNAME,
+    EXTVER)``. ``stats`` counts the requests and bytes of every read of this file.
+    """
+
+    def __init__(
+        self,
+        reader: ObjectReader,
+        layouts: Sequence[HDULayout],
+        *,
+        uri: str,
+        size: int,
+        etag: str | None = None,
+        fetch_options: FetchOptions | None = None,
+        stats: ReadStats | None = None,
+    ) -> None:
+        self.reader = reader
+        self.uri = uri
+        self.size = size
+        self.etag = etag
+        self.fetch_options = fetch_options or FetchOptions.from_environment()
+        self.stats = stats or ReadStats()
+        self.hdus = [RemoteHDU(self, i, layout) for i, layout in enumerate(layouts)]
+
+    @classmethod
+    def from_entry(
+        cls, index: FitsIndex, entry: FileEntry, options: dict[str, Any] | None
+    ) -> RemoteFITS:
+        """Open an index entry (see `FitsIndex.open`)."""
+        scheme, base = split_uri(index.data_uri)
+        if options is None:
+            same_store = index.uri is not None and split_uri(index.uri)[0] == scheme
+            options = dict(index.options) if same_store else {}
+        fetch_options, options = _split_fetch_options(dict(options))
+        registry = get_registry()
+        if scheme == "file":
+            options.setdefault("root", base)
+            path = entry.path
+        else:
+            path = join_uri(base, entry.path)
+        provider = registry.provider(registry.by_scheme(scheme), scheme, options)
+        stats = ReadStats()
+        uri = join_uri(index.data_uri, entry.path)
+        reader = ObjectReader(provider, path, uri, [stats])
+        return cls(
+            reader,
+            entry.hdus,
+            uri=uri,
+            size=entry.size,
+            etag=entry.etag,
+            fetch_options=fetch_options,
+            stats=stats,
+        )
+
+    def __repr__(self) -> str:
+        return f"<RemoteFITS {self.uri} ({len(self.hdus)} HDUs)>"
+
+    def __len__(self) -> int:
+        return len(self.hdus)
+
+    def __iter__(self) -> Iterator[RemoteHDU]:
+        return iter(self.hdus)
+
+    def __enter__(self) -> RemoteFITS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the shared provider."""
+
+    def index_of(self, key: int | str | tuple[str, int]) -> int:
+        """The HDU number for a number, an EXTNAME or an ``(EXTNAME, EXTVER)`` pair."""
+        if isinstance(key, (int, np.integer)):
+            number = int(key)
+            if not -len(self.hdus) <= number < len(self.hdus):
+                raise IndexError(f"{self.uri} has {len(self.hdus)} HDUs; no HDU {number}")
+            return number % len(self.hdus)
+        name, ver = (key, None) if isinstance(key, str) else key
+        for hdu in self.hdus:
+            if hdu.name.upper() == str(name).upper() and (ver is None or hdu.ver == ver):
+                return hdu.number
+        raise KeyError(f"{self.uri} has no HDU named {key!r}")
+
+    def __getitem__(self, key: int | str | tuple[str, int]) -> RemoteHDU:
+        return self.hdus[self.index_of(key)]
+
+    def info(self, output: TextIO | bool | None = None) -> list[tuple[Any, ...]] | None:
+        """Print a summary of the HDUs, like astropy's ``HDUList.info``.
+
+        With ``output=False``, return the rows instead of printing them.
+        """
+        rows = [hdu.summary() for hdu in self.hdus]
+        if output is False:
+            return rows
+        stream = sys.stdout if output is None or output is True else output
+        stream.write(f"Filename: {self.uri}\n")
+        stream.write("No.    Name      Ver    Type      Cards   Dimensions   Format\n")
+        for number, name, ver, kind, cards, dims, fmt in rows:
+            stream.write(f"{number:>3}  {name:<10}{ver:>3} {kind:<11}{cards:>6}   {dims}   {fmt}\n")
+        return None
+
+
+def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
+    """Open a FITS object by URI, scanning its headers now (no index needed).
+
+    Parameters
+    ----------
+    uri : str or path
+        ``s3://bucket/key.fits``, ``https://host/file.fits``, a local path, ...
+    **options
+        Provider options (``requester_pays=True``, ``endpoint_url=...``), and the fetch
+        options ``max_gap``, ``max_part``, ``max_concurrency``.
+    """
+    text = os.fspath(uri)
+    fetch_options, options = _split_fetch_options(dict(options))
+    provider, path = get_registry().for_uri(text, **options)
+    stats = ReadStats()
+    reader = ObjectReader(provider, path, text, [stats])
+    info = provider.head(path)
+    layouts = scan_fits(reader.read, info.size, name=text)
+    return RemoteFITS(
+        reader,
+        layouts,
+        uri=text,
+        size=info.size,
+        etag=info.etag,
+        fetch_options=fetch_options,
+        stats=stats,
+    )

@@ -100,7 +100,9 @@ class RemoteHDU:
 
     @property
     def ver(self) -> int:
-        return int(self.header.get("EXTVER", 1))
+        """EXTVER, or 1 where it is missing or not an integer."""
+        value = self.header.get("EXTVER", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
     @property
     def is_image(self) -> bool:

@@ -16,6 +16,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
+from .errors import CloudFitsWarning
 from .geometry import HDUKind, axis_lengths, bitpix
 from .scan import padded
 
@@ -66,7 +67,7 @@ def header_only_hdu(kind: HDUKind, header: fits.Header) -> Any:
     """An astropy HDU made from the header alone (for column definitions)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
-        return _HDU_CLASSES[kind].fromstring(header.tostring().encode("ascii"))
+        return _HDU_CLASSES[kind].fromstring(header.tostring().encode("ascii"), uint=True)
 
 
 def row_indices(rows: Any, nrows: int) -> np.ndarray:
@@ -80,6 +81,8 @@ def row_indices(rows: Any, nrows: int) -> np.ndarray:
     if isinstance(rows, slice):
         return np.arange(nrows, dtype=np.int64)[rows]
     picked = np.asarray(rows)
+    if picked.size == 0:
+        return np.zeros(0, dtype=np.int64)
     if picked.dtype == bool:
         if picked.shape != (nrows,):
             raise IndexError(f"a boolean row mask must have {nrows} entries, not {picked.shape}")
@@ -106,7 +109,11 @@ def _fake_header(kind: HDUKind, header: fits.Header, nrows: int, heap: int | Non
         fake.remove("THEAP", ignore_missing=True)
     else:
         fake["PCOUNT"] = heap
-        fake["THEAP"] = nrows * row_nbytes(kind, header)
+        theap = nrows * row_nbytes(kind, header)
+        if "THEAP" in fake:
+            fake["THEAP"] = theap
+        else:  # appending must not use up the header's blank cards, which astropy keeps
+            fake.append(("THEAP", theap), useblanks=False)
     if kind is HDUKind.COMPRESSED_IMAGE:
         fake["ZIMAGE"] = False
     return fake
@@ -127,12 +134,17 @@ def read_table(
     rowlen = row_nbytes(kind, header)
     wanted = row_indices(rows, nrows)
     unique, inverse = np.unique(wanted, return_inverse=True)
+    empty = unique.size == 0 and nrows > 0
+    if empty:
+        # astropy cannot decode some zero-row tables from memory: read one row, keep none.
+        unique = np.zeros(1, dtype=np.int64)
     options = options or hdu.file.fetch_options
     layout = hdu.layout
     body = hdu.file.reader.read_runs(layout.data_offset, unique * rowlen, rowlen, options)
     heap_size: int | None = None
     parts = [body.tobytes()]
-    if kind is HDUKind.BINTABLE and has_heap_columns(header) and layout.data_size > nrows * rowlen:
+    heap_kinds = (HDUKind.BINTABLE, HDUKind.COMPRESSED_IMAGE)
+    if kind in heap_kinds and has_heap_columns(header) and layout.data_size > nrows * rowlen:
         theap = int(header.get("THEAP", nrows * rowlen))
         heap_end = nrows * rowlen + int(header.get("PCOUNT", 0))
         heap = hdu.file.reader.read(layout.data_offset + theap, layout.data_offset + heap_end)
@@ -143,16 +155,33 @@ def read_table(
     blob = fake.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
-        table_hdu = _HDU_CLASSES[kind].fromstring(blob)
-        table = Table.read(table_hdu)
+        table_hdu = _HDU_CLASSES[kind].fromstring(blob, uint=True)  # as fits.open does
+        table = _as_table(table_hdu, hdu)
     if kind is HDUKind.COMPRESSED_IMAGE and "ZIMAGE" in table.meta:
         table.meta["ZIMAGE"] = True
-    if unique.size != wanted.size or not np.array_equal(unique, wanted):
+    if empty:
+        table = table[:0]
+    elif unique.size != wanted.size or not np.array_equal(unique, wanted):
         table = table[inverse.reshape(-1)]
     if columns is not None:
         names = _column_names(table.colnames, columns)
         table = table[names]
     return table
+
+
+def _as_table(table_hdu: Any, hdu: RemoteHDU) -> Table:
+    try:
+        return Table.read(table_hdu)
+    except (TypeError, ValueError) as err:
+        # Some legal tables defeat astropy's Table reader (a string TNULL on a float
+        # column, for one); its FITS_rec still decodes them.
+        warnings.warn(
+            f"{hdu.file.uri}: HDU {hdu.number}: astropy's Table reader failed ({err});"
+            " returning the columns without masks",
+            CloudFitsWarning,
+            stacklevel=4,
+        )
+        return Table(table_hdu.data)
 
 
 def _column_names(available: list[str], columns: Any) -> list[str]:

@@ -1,0 +1,87 @@
+"""Shared fixtures: the astropy FITS corpus, a local S3 server, a TESS-layout cube."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import astropy.io.fits
+import pytest
+
+from cloudfits.plugins import reset_registry
+from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
+
+CORPUS_DIR = Path(astropy.io.fits.__file__).parent / "tests" / "data"
+CORPUS = sorted(p.relative_to(CORPUS_DIR).as_posix() for p in CORPUS_DIR.rglob("*.fits"))
+CORPUS_BUCKET = "corpus"
+CORPUS_PREFIX = "astropy/data"
+TESS_FRAMES = 20
+TESS_SHAPE = (64, 64)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A SeaweedFS S3 server on 127.0.0.1, with boto3's environment pointed at it."""
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+        )
+    }
+    os.environ.update(
+        AWS_ENDPOINT_URL=server.endpoint_url,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    reset_registry()  # provider clients read the environment when they are built
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_registry()
+
+
+@pytest.fixture(scope="session")
+def corpus_uri(s3_server: S3Server) -> str:
+    """``s3://corpus/astropy/data``: every FITS file of astropy's test data, uploaded."""
+    s3_server.create_bucket(CORPUS_BUCKET)
+    client = s3_server.client()
+    for rel in CORPUS:
+        client.upload_file(str(CORPUS_DIR / rel), CORPUS_BUCKET, f"{CORPUS_PREFIX}/{rel}")
+    return f"s3://{CORPUS_BUCKET}/{CORPUS_PREFIX}"
+
+
+@pytest.fixture(scope="session")
+def tess_cube(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TESS-layout cube made with astrocut's CubeFactory, in its own directory."""
+    from astropy.utils.exceptions import AstropyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyDeprecationWarning)
+        from cloudfits.testing.tess import make_tess_cube
+
+        directory = tmp_path_factory.mktemp("tess-data")
+        return make_tess_cube(directory, n_frames=TESS_FRAMES, shape=TESS_SHAPE)
+
+
+@pytest.fixture(scope="session")
+def tess_bucket(s3_server: S3Server, tess_cube: Path) -> str:
+    """The cube at ``s3://stpubdata/tess/public/mast/``, as in the public bucket."""
+    s3_server.create_bucket("stpubdata")
+    s3_server.create_bucket("tess-fits-cloud-index")
+    s3_server.client().upload_file(
+        str(tess_cube), "stpubdata", f"tess/public/mast/{tess_cube.name}"
+    )
+    return "s3://stpubdata/tess/public/mast"

@@ -178,6 +178,11 @@ def index_main(argv: Sequence[str] | None = None) -> int:
     return _run(run_index, args, parser)
 
 
+def _run_providers(args: argparse.Namespace) -> int:
+    print_providers()
+    return EXIT_OK
+
+
 def _run_info(args: argparse.Namespace) -> int:
     from .remote import open as open_remote
 
@@ -201,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_index_arguments(index_parser)
     index_parser.set_defaults(func=run_index)
     providers_parser = sub.add_parser("providers", help="list the known providers")
-    providers_parser.set_defaults(func=lambda args: print_providers() or EXIT_OK)
+    providers_parser.set_defaults(func=_run_providers)
     info_parser = sub.add_parser("info", help="summarize the HDUs of a FITS object")
     info_parser.add_argument("uri")
     for flag in ("--endpoint-url", "--region", "--profile"):

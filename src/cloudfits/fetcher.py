@@ -173,7 +173,7 @@ class ObjectReader:
         spans = coalesce(run_offsets, run_nbytes, options.max_gap)
         jobs: list[tuple[int, int, memoryview]] = []
         scatters: list[tuple[Span, np.ndarray]] = []
-        view = memoryview(out)
+        view = out.data
         for span in spans:
             nbytes = span.end - span.start
             if nbytes == (span.last_run - span.first_run) * run_nbytes:
@@ -182,7 +182,7 @@ class ObjectReader:
             else:
                 scratch = np.empty(nbytes, dtype=np.uint8)
                 scatters.append((span, scratch))
-                target = memoryview(scratch)
+                target = scratch.data
             for a, b in split_parts(span.start, span.end, options.max_part):
                 jobs.append((base + a, base + b, target[a - span.start : b - span.start]))
         self._run_jobs(jobs, options.max_concurrency)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from math import prod
+from typing import Any
 
 import numpy as np
 from astropy.io.fits import Header
@@ -168,6 +169,7 @@ def image_scaling(header: Header) -> ImageScaling:
             return ImageScaling(raw, np.dtype("i1"), bscale, bzero, blank, True)
         if bits > 8 and bzero == 1 << (bits - 1):
             return ImageScaling(raw, np.dtype(f"u{bits // 8}"), bscale, bzero, blank, True)
+    dtype: np.dtype[Any]
     if bits > 16:
         dtype = np.dtype("f8")
     elif bits > 0:
@@ -192,7 +194,8 @@ def scale_image(raw: np.ndarray, scaling: ImageScaling) -> np.ndarray:
         # Flipping the sign bit is exactly "subtract BZERO" for these encodings.
         unsigned = native.view(native.dtype.str.replace("i", "u"))
         unsigned ^= np.array(1 << (native.dtype.itemsize * 8 - 1), dtype=unsigned.dtype)
-        return unsigned.view(scaling.dtype)
+        result: np.ndarray = unsigned.view(scaling.dtype)
+        return result
     blanks = native == scaling.blank if scaling.blank is not None else None
     data = native if native.dtype == scaling.dtype else native.astype(scaling.dtype)
     if scaling.bscale != 1:

@@ -120,7 +120,8 @@ class RemoteHDU:
         """Type of the values returned: astropy's (scaled) image type, or the row type."""
         if self.kind.is_image:
             return image_scaling(self.header).dtype
-        return np.dtype(header_only_hdu(self.kind, self.header).columns.dtype)
+        row_type: np.dtype[Any] = np.dtype(header_only_hdu(self.kind, self.header).columns.dtype)
+        return row_type
 
     @property
     def ndim(self) -> int:
@@ -158,7 +159,8 @@ class RemoteHDU:
             self.layout.data_offset, plan.run_offsets, plan.run_nbytes, options
         )
         values = raw.view(scaling.raw_dtype).reshape(plan.buffer_shape)
-        return scale_image(values, scaling)[plan.finish]
+        result: np.ndarray = scale_image(values, scaling)[plan.finish]
+        return result
 
     def read(self, rows: Any = None, columns: Any = None, **tuning: int) -> Any:
         """Read table rows and columns as an astropy `~astropy.table.Table`.

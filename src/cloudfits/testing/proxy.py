@@ -415,10 +415,9 @@ class RecordingProxy:
         if "100-continue" in _tokens(ex.fields, "expect"):
             pending = asyncio.ensure_future(_read_head(up_reader))
             await asyncio.wait({pending}, timeout=_EXPECT_TIMEOUT)
-            if not pending.done():
-                pending.cancel()  # readuntil() keeps partial data buffered
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+            if not pending.done():  # no answer yet: send the body anyway
+                pending.cancel()  # readuntil() leaves partial data in the buffer
+                await asyncio.wait({pending})
             elif int(_parse_head(first := pending.result())[0][1]) >= 200:
                 # Answered without wanting the body: relay the answer, then close both
                 # connections, since the client may or may not send the body now.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -44,14 +46,30 @@ def test_plan_reproduces_numpy_basic_indexing(case: tuple[np.ndarray, object]) -
 
 
 @settings(max_examples=300, deadline=None)
-@given(arrays_and_keys())
-def test_runs_are_maximal(case: tuple[np.ndarray, object]) -> None:
-    """No two consecutive runs touch: each run is a whole contiguous stretch."""
+@given(arrays_and_keys(), st.integers(0, 64))
+def test_coalesced_spans_cover_runs_exactly(case: tuple[np.ndarray, object], max_gap: int) -> None:
+    """Spans are disjoint, separated by at least max_gap bytes, and hold every run."""
     array, key = case
     plan = plan_section(array.shape, array.itemsize, key)
-    if plan.run_offsets.size > 1:
-        gaps = np.diff(plan.run_offsets) - plan.run_nbytes
-        assert np.all(gaps > 0)
+    spans = coalesce(plan.run_offsets, plan.run_nbytes, max_gap)
+    if plan.nbytes == 0:
+        assert spans == []
+        return
+    assert spans[0].first_run == 0
+    assert spans[-1].last_run == plan.run_offsets.size
+    for before, after in itertools.pairwise(spans):
+        assert before.last_run == after.first_run
+        gap = after.start - before.end
+        assert gap > 0
+        assert gap >= max_gap
+    for span in spans:
+        runs = plan.run_offsets[span.first_run : span.last_run]
+        assert span.start == runs[0]
+        assert span.end == runs[-1] + plan.run_nbytes
+        # Inside a span, the bytes skipped between runs are each below max_gap.
+        inner_gaps = np.diff(runs) - plan.run_nbytes
+        assert np.all(inner_gaps >= 0)
+        assert np.all((inner_gaps == 0) | (inner_gaps < max(max_gap, 1)))
 
 
 def test_tess_cutout_is_one_run_per_row() -> None:

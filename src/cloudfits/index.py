@@ -159,7 +159,7 @@ class FitsIndex:
             if len(self.files) != 1:
                 raise ValueError(f"the index holds {len(self.files)} files: name one")
             path = self.files[0].path
-        return RemoteFITS.from_entry(self, self.entry(path), options or None)
+        return RemoteFITS.from_entry(self, self.entry(path), options)
 
     @property
     def headers(self) -> list[RemoteHDU]:

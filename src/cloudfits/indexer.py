@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .accounting import ReadStats
-from .errors import CloudFitsError, ProviderError
+from .errors import CloudFitsError
 from .fetcher import ObjectReader
 from .index import FileEntry, FitsIndex
 from .plugins import get_registry
@@ -152,11 +152,7 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
     text = os.fspath(uri)
     provider, path = get_registry().for_uri(text, **options)
     info = provider.head(path)
-    reader = ObjectReader(provider, path, text)
-    try:
-        data = reader.read(0, info.size)
-    except ProviderError:
-        raise
+    data = ObjectReader(provider, path, text).read(0, info.size)
     index = FitsIndex.from_bytes(data, source=text)
     index.uri = text
     index.options = dict(options)

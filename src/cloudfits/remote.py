@@ -120,7 +120,7 @@ class RemoteHDU:
         """Type of the values returned: astropy's (scaled) image type, or the row type."""
         if self.kind.is_image:
             return image_scaling(self.header).dtype
-        row_type: np.dtype[Any] = np.dtype(header_only_hdu(self.kind, self.header).columns.dtype)
+        row_type: np.dtype[Any] = np.dtype(self._column_defs.dtype)
         return row_type
 
     @property
@@ -138,10 +138,16 @@ class RemoteHDU:
         self._require_image("section")
         return Section(self)
 
+    @cached_property
+    def _column_defs(self) -> Any:
+        if self.kind.is_image:
+            raise TypeError(f"{self!r} is an image; it has no columns")
+        return header_only_hdu(self.kind, self.header).columns
+
     @property
     def columns(self) -> list[str]:
         """Column names of a table HDU."""
-        return list(header_only_hdu(self.kind, self.header).columns.names)
+        return list(self._column_defs.names)
 
     def _require_image(self, what: str) -> None:
         if not self.kind.is_image:
@@ -240,14 +246,14 @@ class RemoteFITS:
 
     @classmethod
     def from_entry(
-        cls, index: FitsIndex, entry: FileEntry, options: dict[str, Any] | None
+        cls, index: FitsIndex, entry: FileEntry, options: dict[str, Any]
     ) -> RemoteFITS:
         """Open an index entry (see `FitsIndex.open`)."""
         scheme, base = split_uri(index.data_uri)
-        if options is None:
+        fetch_options, options = _split_fetch_options(dict(options or {}))
+        if not options:
             same_store = index.uri is not None and split_uri(index.uri)[0] == scheme
             options = dict(index.options) if same_store else {}
-        fetch_options, options = _split_fetch_options(dict(options))
         registry = get_registry()
         if scheme == "file":
             options.setdefault("root", base)

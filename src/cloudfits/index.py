@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "FileEntry", "FitsIndex"]
 
+END_CARD_TEXT = "END" + " " * 77
 FORMAT_NAME = "cloudfits-index"
 FORMAT_VERSION = 1
 
@@ -206,7 +207,7 @@ class FitsIndex:
         if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
             raise IndexFormatError(f"{source}: not a {FORMAT_NAME} document")
         version = document.get("version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version != FORMAT_VERSION:
             raise IndexFormatError(
                 f"{source}: index format version {version!r} is not supported"
                 f" (this cloudfits reads version {FORMAT_VERSION}); upgrade cloudfits"
@@ -267,11 +268,17 @@ def _file_entry(raw: Any, where: str) -> FileEntry:
         data_offset = _field(hdu, "data_offset", int, at)
         data_size = _field(hdu, "data_size", int, at)
         header = _field(hdu, "header", str, at)
+        bad = next((i for i, c in enumerate(header) if not " " <= c <= "~"), None)
+        if bad is not None:
+            raise IndexFormatError(
+                f"{at}: header character {bad} is not printable ASCII ({header[bad]!r})"
+            )
+        if len(header) % CARD or not header.endswith(END_CARD_TEXT):
+            raise IndexFormatError(
+                f"{at}: header must be whole 80-character cards ending with the END card"
+            )
         if (
             header_offset != end_of_previous
-            or len(header) % CARD
-            or not header.isascii()
-            or not header.endswith("END" + " " * 77)
             or data_offset != header_offset + padded(len(header))
             or data_size < 0
             or data_offset + data_size > size

@@ -9,11 +9,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
-from astropy.io.fits import Header
+from astropy.io.fits import Header, VerifyError
 
 from .accounting import ReadStats
+from .errors import FitsFormatError, IndexFormatError
 from .fetcher import FetchOptions, ObjectReader
-from .geometry import HDUKind, hdu_kind, image_scaling, image_shape, scale_image
+from .geometry import HDUKind, data_size, hdu_kind, image_scaling, image_shape, scale_image
 from .planner import plan_section
 from .plugins import get_registry
 from .scan import HDULayout, parse_header, scan_fits
@@ -80,6 +81,7 @@ class RemoteHDU:
         self.file = file
         self.number = number
         self.layout = layout
+        self._layout_checked = False
 
     def __repr__(self) -> str:
         return f"<RemoteHDU {self.number} ({self.kind.value}) of {self.file.uri}>"
@@ -149,6 +151,22 @@ class RemoteHDU:
         """Column names of a table HDU."""
         return list(self._column_defs.names)
 
+    def _check_layout(self) -> None:
+        """Refuse to read when the layout disagrees with the header (an edited index)."""
+        if self._layout_checked:
+            return
+        where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
+        try:
+            expected = data_size(self.header)
+        except (ValueError, VerifyError) as err:
+            raise FitsFormatError(f"{where}: {err}") from err
+        if expected != self.layout.data_size:
+            raise IndexFormatError(
+                f"{where}: the index says {self.layout.data_size} data bytes,"
+                f" the header says {expected}"
+            )
+        self._layout_checked = True
+
     def _require_image(self, what: str) -> None:
         if not self.kind.is_image:
             raise TypeError(f"{self!r} is a {self.kind.value}; use read(rows=, columns=)")
@@ -158,6 +176,7 @@ class RemoteHDU:
     def read_section(self, key: Any = ..., **tuning: int) -> np.ndarray:
         """Read ``data[key]`` of an image; ``tuning`` overrides the fetch options."""
         self._require_image("read_section")
+        self._check_layout()
         options = self.file.fetch_options.updated(**tuning)
         scaling = image_scaling(self.header)
         plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
@@ -186,6 +205,7 @@ class RemoteHDU:
             if rows is not None or columns is not None:
                 raise TypeError(f"{self!r} is an image; use section[...]")
             return self.read_section(..., **tuning)
+        self._check_layout()
         options = self.file.fetch_options.updated(**tuning)
         return read_table(self, rows, columns, options)
 
@@ -245,9 +265,7 @@ class RemoteFITS:
         self.hdus = [RemoteHDU(self, i, layout) for i, layout in enumerate(layouts)]
 
     @classmethod
-    def from_entry(
-        cls, index: FitsIndex, entry: FileEntry, options: dict[str, Any]
-    ) -> RemoteFITS:
+    def from_entry(cls, index: FitsIndex, entry: FileEntry, options: dict[str, Any]) -> RemoteFITS:
         """Open an index entry (see `FitsIndex.open`)."""
         scheme, base = split_uri(index.data_uri)
         fetch_options, options = _split_fetch_options(dict(options or {}))

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from astropy.io.fits import Header
+from astropy.io.fits import Header, VerifyError
 from astropy.utils.exceptions import AstropyWarning
 
 from .errors import CloudFitsWarning, FitsFormatError
@@ -77,7 +77,12 @@ def parse_header(text: str, *, where: str) -> Header:
 
 
 class _Buffer:
-    """Bytes read so far from one place in the object, extended on demand."""
+    """Bytes read so far from one place in the object, extended on demand.
+
+    A request that starts inside what is held is answered by appending what is
+    missing, at least doubling the held bytes, so a long header costs few requests
+    and no byte is fetched twice.
+    """
 
     def __init__(self, read: Reader, size: int, speculative: int) -> None:
         self._read = read
@@ -88,16 +93,14 @@ class _Buffer:
 
     def get(self, start: int, end: int, *, where: str) -> bytes:
         end = min(end, self._size)
-        if not (self._start <= start and end <= self._start + len(self._data)):
-            if self._start <= start <= self._start + len(self._data):
-                # Extend what we have, at least doubling, so long headers cost few requests.
-                have_end = self._start + len(self._data)
+        have_end = self._start + len(self._data)
+        if not (self._start <= start and end <= have_end):
+            if self._start <= start <= have_end and self._data:
                 want = max(end - have_end, len(self._data), self._speculative)
-                more = self._fetch(have_end, have_end + want, where=where)
-                self._data = self._data[start - self._start :] + more
+                self._data += self._fetch(have_end, have_end + want, where=where)
             else:
+                self._start = start
                 self._data = self._fetch(start, max(end, start + self._speculative), where=where)
-            self._start = start
         return self._data[start - self._start : end - self._start]
 
     def _fetch(self, start: int, end: int, *, where: str) -> bytes:
@@ -147,7 +150,10 @@ def scan_fits(
     layouts: list[HDULayout] = []
     offset = 0
     if size < BLOCK:
-        raise FitsFormatError(f"{name}: {size} bytes is shorter than one FITS block")
+        raise FitsFormatError(
+            f"{name}: HDU 0 at byte 0: the object has {size} bytes, less than one"
+            f" {BLOCK}-byte FITS block"
+        )
     while offset < size:
         number = len(layouts)
         where = f"{name}: HDU {number} at byte {offset}"
@@ -162,8 +168,8 @@ def scan_fits(
 def _is_trailing_padding(buffer: _Buffer, offset: int, size: int, *, name: str, where: str) -> bool:
     """True where the bytes after the last HDU are not another extension."""
     head = buffer.get(offset, min(offset + BLOCK, size), where=where)
-    if head.startswith(b"XTENSION="):
-        return False
+    if head.startswith(b"XTENSION=") or b"XTENSION=".startswith(head):
+        return False  # an extension, perhaps truncated: scan it (and report truncation)
     if head.strip(b"\0") and head.strip(b" "):
         warnings.warn(
             f"{name}: {size - offset} bytes at byte {offset} after the last HDU are not an"
@@ -206,7 +212,7 @@ def _scan_one(
     header = parse_header(text, where=where)
     try:
         nbytes = data_size(header)
-    except ValueError as err:
+    except (ValueError, VerifyError) as err:  # astropy parses card values lazily
         raise FitsFormatError(f"{where}: {err}") from err
     data_offset = block_start + BLOCK
     if data_offset + nbytes > size:

@@ -20,7 +20,6 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -136,24 +135,27 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes:
 async def _relay_fixed(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    length: int,
+    length: int | None,
     tally: _Tally,
     final: bool = True,
 ) -> None:
-    """Copy exactly ``length`` bytes (``final``: they end the message)."""
+    """Copy ``length`` bytes, or up to EOF if None (``final``: they end the message)."""
     remaining = length
-    if final and not remaining:
-        tally.complete()
-    while remaining:
-        block = await reader.read(min(remaining, _BLOCK))
+    while remaining != 0:
+        block = await reader.read(_BLOCK if remaining is None else min(remaining, _BLOCK))
         if not block:
+            if remaining is None:
+                break
             raise ConnectionError("connection closed inside a message body")
-        remaining -= len(block)
         tally.n += len(block)
-        if final and not remaining:
-            tally.complete()
+        if remaining is not None:
+            remaining -= len(block)
+            if final and not remaining:
+                tally.complete()
         writer.write(block)
         await writer.drain()
+    if final:
+        tally.complete()  # no-op unless the body was empty or delimited by EOF
 
 
 async def _relay_chunked(
@@ -170,17 +172,6 @@ async def _relay_chunked(
     tally.complete()
     writer.write(trailer)
     await writer.drain()
-
-
-async def _relay_to_eof(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tally: _Tally
-) -> None:
-    """Copy until the peer closes."""
-    while block := await reader.read(_BLOCK):
-        tally.n += len(block)
-        writer.write(block)
-        await writer.drain()
-    tally.complete()
 
 
 def _abort(writer: asyncio.StreamWriter | None) -> None:
@@ -298,12 +289,7 @@ class RecordingProxy:
     def __enter__(self) -> RecordingProxy:
         return self if self._thread is not None else self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     # ------------------------------------------------------------ event-loop side
@@ -461,11 +447,10 @@ class RecordingProxy:
         writer.write(raw)
         if "chunked" in _tokens(fields, "transfer-encoding"):
             await _relay_chunked(up_reader, writer, ex.received)
-        elif "content-length" in fields:
-            await _relay_fixed(up_reader, writer, int(fields["content-length"]), ex.received)
-        else:  # delimited by closing the connection
-            await _relay_to_eof(up_reader, writer, ex.received)
-            reusable = False
+        else:  # without Content-Length, the body ends when the upstream closes
+            length = int(fields["content-length"]) if "content-length" in fields else None
+            await _relay_fixed(up_reader, writer, length, ex.received)
+            reusable = reusable and length is not None
         return reusable
 
     async def _bad_gateway(self, writer: asyncio.StreamWriter, ex: _Exchange) -> None:

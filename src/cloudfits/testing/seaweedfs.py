@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import shutil
 import socket
 import stat
@@ -28,7 +29,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 import boto3
@@ -97,6 +97,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_window() -> tuple[int, int]:
+    """Return the range of ports to draw server ports from.
+
+    It lies below the kernel's ephemeral range, from which ``bind(0)`` (as used by other
+    tests and programs) and outgoing connections take their ports, so they cannot grab a
+    reserved port in the moment between its reservation and the server binding it.
+    """
+    high = 32767
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        high = min(high, int(text.split()[0]) - 1)
+    return 20000, high
+
+
 def _reserve_ports(count: int) -> tuple[list[int], tuple[int, int]]:
     """Pick ``count`` distinct free ports plus a pair ``(p, p + 10000)`` of free ports.
 
@@ -105,28 +119,56 @@ def _reserve_ports(count: int) -> tuple[list[int], tuple[int, int]]:
     gRPC whatever ``-admin.port.grpc`` says; binding that exact port keeps the worker talking
     to its own admin server instead of a neighbouring instance.
     """
+    low, high = _port_window()
+    rng = random.SystemRandom()
     held: list[socket.socket] = []
+
+    def grab(port: int) -> int:
+        """Bind ``port`` (0: any) and keep it bound; return it, or 0 if it is taken."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            return 0
+        held.append(sock)
+        return int(sock.getsockname()[1])
+
+    def pick(top: int) -> int:
+        return grab(rng.randint(low, top) if top - low >= 1000 else 0)
+
     try:
         ports: list[int] = []
-        for _ in range(count + 200):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(sock)
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        for _ in range(1000):
             if len(ports) < count:
-                ports.append(port)
-                continue
-            if port + _GRPC_PORT_OFFSET > 65535:
-                continue
-            partner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(partner)
-            with contextlib.suppress(OSError):
-                partner.bind(("127.0.0.1", port + _GRPC_PORT_OFFSET))
+                if port := pick(high):
+                    ports.append(port)
+            elif (
+                (port := pick(high - _GRPC_PORT_OFFSET))
+                and port + _GRPC_PORT_OFFSET <= 65535
+                and grab(port + _GRPC_PORT_OFFSET)
+            ):
                 return ports, (port, port + _GRPC_PORT_OFFSET)
-        raise RuntimeError("could not find a free pair of ports (p, p + 10000) on 127.0.0.1")
+        raise RuntimeError("could not reserve free ports on 127.0.0.1")
     finally:
         for sock in held:
             sock.close()
+
+
+def _listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` listens on TCP ``port`` (None: cannot tell, e.g. not Linux)."""
+    try:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        links = [os.readlink(fd_dir / name) for name in os.listdir(fd_dir)]
+        table = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
+    suffix = f":{port:04X}"
+    return any(
+        cols[1].endswith(suffix) and cols[3] == "0A" and cols[9] in inodes
+        for cols in (line.split() for line in table)
+    )
 
 
 @dataclass(eq=False)
@@ -216,12 +258,7 @@ class S3Server:
     def __enter__(self) -> S3Server:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
@@ -381,14 +418,13 @@ def start_seaweedfs(
         process=process,
         _log_file=log_file,
         _socket_dir=socket_dir if private_sockets else None,
+        # weed mini always puts gRPC sockets at this fixed place and leaves some behind
         _stray_sockets=tuple(
             Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock")
-            for name, port in (
-                ("master", master_grpc),
-                ("volume", volume_grpc),
-                ("filer", filer_grpc),
-                ("s3", s3_grpc),
-                ("admin", admin[1]),
+            for name, port in zip(
+                ("master", "volume", "filer", "s3", "admin"),
+                (master_grpc, volume_grpc, filer_grpc, s3_grpc, admin[1]),
+                strict=True,
             )
         ),
     )
@@ -410,6 +446,7 @@ def _wait_ready(server: S3Server, timeout: float) -> None:
         server.secret_key,
         config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}),
     )
+    port = int(server.endpoint_url.rsplit(":", 1)[1])
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
@@ -424,7 +461,10 @@ def _wait_ready(server: S3Server, timeout: float) -> None:
         except Exception as exc:  # not ready yet: connection refused, 5xx, ...
             last_error = exc
         else:
-            return
+            # Make sure it was our server that answered, not one that took the port first.
+            if _listens(server.process.pid, port) is not False:
+                return
+            last_error = RuntimeError(f"port {port} answers, but not from our server")
         if time.monotonic() >= deadline:
             raise RuntimeError(
                 f"SeaweedFS S3 endpoint {server.endpoint_url} did not answer within {timeout} s "

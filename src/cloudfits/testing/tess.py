@@ -3,7 +3,7 @@
 MAST serves every TESS sector as one cube per camera and CCD, made by astrocut's
 `~astrocut.CubeFactory` from the calibrated full-frame images (FFIs). This module
 writes small FFIs that look like the SPOC ones (same HDU layout and header keywords,
-float32 science and uncertainty images, a TAN celestial WCS) and runs the real
+float32 science and uncertainty images, a TAN-SIP celestial WCS) and runs the real
 `~astrocut.CubeFactory` on them, so that tests, demos and benchmarks see a cube laid
 out like the ones on MAST, quirks included:
 
@@ -56,6 +56,20 @@ _GAIN = 5.2  # electrons per count
 _PSF_SIGMA = 0.9  # pixels
 _PSF_RADIUS = 5  # half-size of the stamp a star is drawn on (pixels)
 
+# Forward SIP distortion of the synthetic cameras: {(p, q): (A_p_q, B_p_q)}, pixel offsets
+# about CRPIX. Made up: a small quadratic term plus a cubic radial one (about 1 and 3 pixels
+# 1000 pixels from CRPIX, as across a real 2048-pixel CCD), tiny over the small images here.
+_SIP_ORDER = 3
+_SIP_FORWARD = {
+    (2, 0): (1.2e-6, 5.0e-7),
+    (1, 1): (8.0e-7, -9.0e-7),
+    (0, 2): (-4.0e-7, 1.4e-6),
+    (3, 0): (-2.5e-9, 0.0),
+    (2, 1): (0.0, -2.5e-9),
+    (1, 2): (-2.5e-9, 0.0),
+    (0, 3): (0.0, -2.5e-9),
+}
+
 
 def _cadence_seconds(sector: int) -> float:
     """Return the FFI cadence of a sector (30, 10 or 3.33 minutes)."""
@@ -74,6 +88,11 @@ def _n_reads(cadence_s: float) -> int:
 def _sector_start_tjd(sector: int) -> float:
     """Return an approximate start time (TJD) of a sector."""
     return round(_SECTOR1_START_TJD + (sector - 1) * _SECTOR_DAYS, 6)
+
+
+def _ffi_index(tstart: float, cadence_s: float) -> int:
+    """Return a plausible ``FFIINDEX`` (the FFI's cadence number) of an FFI."""
+    return round(tstart * 86400.0 / cadence_s)
 
 
 def _utc_string(tjd: float) -> str:
@@ -244,7 +263,7 @@ class _FrameTimes:
         )
 
 
-def _primary_header(times: _FrameTimes, camera: int, ccd: int) -> fits.Header:
+def _primary_header(times: _FrameTimes, camera: int, ccd: int, ffi_index: int) -> fits.Header:
     """Return the primary header of an FFI (it has no data)."""
     return fits.Header(
         [
@@ -265,6 +284,7 @@ def _primary_header(times: _FrameTimes, camera: int, ccd: int) -> fits.Header:
             ("TELESCOP", "TESS", "telescope"),
             ("INSTRUME", "TESS Photometer", "detector type"),
             ("DATA_REL", 0, "data release version number"),
+            ("FFIINDEX", ffi_index, "number of FFI cadence interval"),
             ("CAMERA", camera, "Camera number"),
             ("CCD", ccd, "CCD chip number"),
             ("CRMITEN", True, "spacecraft cosmic ray mitigation enabled"),
@@ -339,10 +359,56 @@ def _science_cards(times: _FrameTimes, camera: int, ccd: int) -> list[_Card]:
     ]
 
 
+def _sip_terms(order: int) -> list[tuple[int, int]]:
+    """Return the exponents ``(p, q)`` of the SIP terms of degree 1 to ``order``."""
+    return [(p, n - p) for n in range(1, order + 1) for p in range(n, -1, -1)]
+
+
+def _sip_inverse(shape: tuple[int, int]) -> dict[tuple[int, int], tuple[float, float]]:
+    """Fit the inverse SIP polynomials (``AP``, ``BP``) of `_SIP_FORWARD` over an image.
+
+    The inverse is a least-squares fit of order `_SIP_ORDER` (linear terms included, as
+    in SPOC FFIs) on a grid a little larger than the image.
+    """
+    n_rows, n_cols = shape
+    half_u, half_v = (n_cols + 1) / 2.0 + 2.0, (n_rows + 1) / 2.0 + 2.0
+    u, v = np.meshgrid(np.linspace(-half_u, half_u, 41), np.linspace(-half_v, half_v, 41))
+    u, v = u.ravel(), v.ravel()
+    du = sum(a * u**p * v**q for (p, q), (a, _) in _SIP_FORWARD.items())
+    dv = sum(b * u**p * v**q for (p, q), (_, b) in _SIP_FORWARD.items())
+    big_u, big_v = u + du, v + dv
+    terms = _sip_terms(_SIP_ORDER)
+    design = np.column_stack([big_u**p * big_v**q for p, q in terms])
+    coeffs = np.linalg.lstsq(design, np.column_stack([-du, -dv]), rcond=None)[0]
+    ap, bp = coeffs[:, 0], coeffs[:, 1]
+    return {term: (float(a), float(b)) for term, a, b in zip(terms, ap, bp, strict=True)}
+
+
+def _sip_cards(shape: tuple[int, int]) -> list[_Card]:
+    """Return the SIP distortion cards (forward ``A``, ``B``; inverse ``AP``, ``BP``)."""
+    forward = _SIP_FORWARD.items()
+    inverse = _sip_inverse(shape)
+    return [
+        ("A_ORDER", _SIP_ORDER, "Polynomial order, axis 1"),
+        *((f"A_{p}_{q}", a, "distortion coefficient") for (p, q), (a, _) in forward),
+        ("B_ORDER", _SIP_ORDER, "Polynomial order, axis 2"),
+        *((f"B_{p}_{q}", b, "distortion coefficient") for (p, q), (_, b) in forward),
+        ("AP_ORDER", _SIP_ORDER, "Inv polynomial order, axis 1"),
+        *((f"AP_{p}_{q}", a, "inv distortion coefficient") for (p, q), (a, _) in inverse.items()),
+        ("BP_ORDER", _SIP_ORDER, "Inv polynomial order, axis 2"),
+        *((f"BP_{p}_{q}", b, "inv distortion coefficient") for (p, q), (_, b) in inverse.items()),
+    ]
+
+
 def _wcs_cards(
-    ra: float, dec: float, roll: float, shape: tuple[int, int]
-) -> list[tuple[str, object, str]]:
-    """Return the celestial and physical WCS cards of an FFI image."""
+    ra: float, dec: float, roll: float, shape: tuple[int, int], sip: Sequence[_Card]
+) -> list[_Card]:
+    """Return the celestial (TAN-SIP) and physical WCS cards of an FFI image.
+
+    As in SPOC FFIs, the celestial projection is ``RA---TAN-SIP`` / ``DEC--TAN-SIP``
+    (astrocut's cube cutouts look for ``CTYPE2 = 'DEC--TAN-SIP'`` in the cube table to
+    find a frame with a WCS); ``sip`` are the distortion cards from `_sip_cards`.
+    """
     scale = PIXEL_SCALE_ARCSEC / 3600.0
     cos_r, sin_r = np.cos(np.radians(roll)), np.sin(np.radians(roll))
     n_rows, n_cols = shape
@@ -350,8 +416,8 @@ def _wcs_cards(
         ("RADESYS", "ICRS", "reference frame of celestial coordinates"),
         ("EQUINOX", 2000.0, "equinox of celestial coordinate system"),
         ("WCSAXES", 2, "number of World Coordinate System axes"),
-        ("CTYPE1", "RA---TAN", "Gnomonic projection"),
-        ("CTYPE2", "DEC--TAN", "Gnomonic projection"),
+        ("CTYPE1", "RA---TAN-SIP", "Gnomonic projection + SIP distortions"),
+        ("CTYPE2", "DEC--TAN-SIP", "Gnomonic projection + SIP distortions"),
         ("CUNIT1", "deg", "units of CRVAL1 and CD1_*"),
         ("CUNIT2", "deg", "units of CRVAL2 and CD2_*"),
         ("CRVAL1", ra, "RA at CRPIX1, CRPIX2"),
@@ -362,6 +428,7 @@ def _wcs_cards(
         ("CD1_2", scale * sin_r, "Transformation matrix"),
         ("CD2_1", scale * sin_r, "Transformation matrix"),
         ("CD2_2", scale * cos_r, "Transformation matrix"),
+        *sip,
         ("WCSNAMEP", "PHYSICAL", "name of world coordinate system alternate P"),
         ("WCSAXESP", 2, "number of WCS physical axes"),
         ("CTYPE1P", "RAWX", "physical WCS axis 1 type CCD col"),
@@ -391,10 +458,11 @@ def make_ffis(
 
     Each file has the layout of a SPOC calibrated FFI (``*-s_ffic.fits``): a
     data-less primary HDU, the science image (``CAMERA.CCD c.d cal``, float32, e-/s,
-    with a TAN celestial WCS) and its uncertainty (``CAMERA.CCD c.d uncert``), with the
+    with a TAN-SIP celestial WCS) and its uncertainty (``CAMERA.CCD c.d uncert``), with the
     header keywords `~astrocut.CubeFactory` reads (``TSTART``, ``TSTOP``,
-    ``DATE-OBS``, ``DATE-END``, ``CAMERA``, ``CCD``, ``WCSAXES``, ...) and those
-    astrocut's cutouts take from the cube table (``BARYCORR``, ``DQUALITY``, ...).
+    ``DATE-OBS``, ``DATE-END``, ``CAMERA``, ``CCD``, ``WCSAXES``, and ``FFIINDEX`` in
+    the primary header) and those astrocut's cutouts take from the cube (``CTYPE2``,
+    ``BARYCORR``, ``DQUALITY``, ...).
 
     Parameters
     ----------
@@ -441,15 +509,18 @@ def make_ffis(
     # The WCS fitted to each FFI differs a little from frame to frame (~0.01 pixel).
     jitter_deg = 0.01 * PIXEL_SCALE_ARCSEC / 3600.0
     jitter = np.random.default_rng((seed, 2**31 - 1)).normal(0.0, jitter_deg, (n_frames, 2))
+    sip = _sip_cards(shape)
 
     paths: list[Path] = []
     for k in range(n_frames):
         times = _FrameTimes.of_frame(t0, k, cadence_s)
         flux, sigma = scene.frame(k, times.mid - t0, cadence_s, seed)
-        wcs = _wcs_cards(ra + jitter[k, 0], dec + jitter[k, 1], roll, shape)
+        wcs = _wcs_cards(ra + jitter[k, 0], dec + jitter[k, 1], roll, shape, sip)
         hdul = fits.HDUList(
             [
-                fits.PrimaryHDU(header=_primary_header(times, camera, ccd)),
+                fits.PrimaryHDU(
+                    header=_primary_header(times, camera, ccd, _ffi_index(times.tstart, cadence_s))
+                ),
                 fits.ImageHDU(
                     flux,
                     header=_image_header(

@@ -41,10 +41,20 @@ def test_ffis_look_like_spoc_ffis(tmp_path: Path) -> None:
             assert science["WCSAXES"] == 2
             wcs = WCS(science)
             assert wcs.has_celestial
-            assert list(wcs.wcs.ctype) == ["RA---TAN", "DEC--TAN"]
+            # SPOC FFIs have a TAN projection with SIP distortions, and astrocut's cube
+            # cutouts look for CTYPE2 = 'DEC--TAN-SIP' to find a frame with a WCS.
+            assert list(wcs.wcs.ctype) == ["RA---TAN-SIP", "DEC--TAN-SIP"]
+            assert wcs.sip is not None
+            assert (wcs.sip.a_order, wcs.sip.b_order) == (3, 3)
+            assert (wcs.sip.ap_order, wcs.sip.bp_order) == (3, 3)
+            # The inverse polynomials (AP, BP) undo the forward ones (A, B) over the image.
+            pix = np.stack(np.meshgrid(np.arange(20.0), np.arange(12.0)), -1).reshape(-1, 2)
+            back = wcs.sip_foc2pix(wcs.sip_pix2foc(pix, 0), 0)
+            np.testing.assert_allclose(back, pix, atol=1e-6)
             sky = wcs.pixel_to_world(10, 6)
             assert sky.dec.deg > 50  # camera 4 of sector 22 looks at the northern CVZ
             assert np.all(hdul[2].data > 0)
+            assert isinstance(hdul[0].header["FFIINDEX"], int)
             tstarts.append(science["TSTART"])
     assert np.all(np.diff(tstarts) > 0)
 
@@ -147,30 +157,43 @@ def test_make_tess_cube_holds_make_ffis_images(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 @pytest.mark.filterwarnings("ignore:Card is too long:astropy.io.fits.verify.VerifyWarning")
+@pytest.mark.filterwarnings("error::DeprecationWarning")
 def test_astrocut_cuts_the_cube(tmp_path: Path) -> None:
-    from astrocut import CutoutFactory
+    # TessCubeCutout is astrocut 1.x's cube cutout API (CutoutFactory.cube_cut and
+    # cube_cut only remain for backwards compatibility).
+    from astrocut import TessCubeCutout
 
     cube = make_tess_cube(tmp_path, n_frames=4, shape=(24, 30))
-    ffi = make_ffis(tmp_path / "ffis", n_frames=1, shape=(24, 30))[0]
-    wcs = WCS(fits.getheader(ffi, 1))
+    ffis = make_ffis(tmp_path / "ffis", n_frames=4, shape=(24, 30))
+    wcs = WCS(fits.getheader(ffis[0], 1))
     with fits.open(cube) as hdul:
         cube_data = hdul[1].data.copy()
     center = wcs.pixel_to_world(14, 10)
-    tpf = CutoutFactory().cube_cut(
-        str(cube),
-        center,
-        5,
-        target_pixel_file=str(tmp_path / "tpf.fits"),
-        verbose=False,
-    )
+    cutout = TessCubeCutout(str(cube), center, 5)
+    # The 0-based CCD (= cube) column and row of the cutout's first pixel.
+    (lims,) = [c.cutout_lims for c in cutout.cutouts]
+    col0, row0 = int(lims[0, 0]), int(lims[1, 0])
+    (tpf,) = cutout.write_as_tpf(output_dir=tmp_path, output_file="tpf.fits")
+    assert Path(tpf) == tmp_path / "tpf.fits"
     with fits.open(tpf) as out:
+        assert out[0].header["FFIINDEX"] == fits.getval(ffis[0], "FFIINDEX", 0)
         pixels = out["PIXELS"]
         flux = pixels.data["FLUX"]
+        flux_err = pixels.data["FLUX_ERR"]
         assert flux.shape == (4, 5, 5)
-        # The physical WCS of the FLUX column gives the 1-based CCD (= cube) pixel of
-        # the cutout's first column and row.
+        np.testing.assert_array_equal(out["APERTURE"].data, 1)  # all inside the CCD
+        # astrocut placed the cutout with the TAN-SIP WCS of the FFI named by WCS_FFI,
+        # read from the cube's table: the centre is within half a pixel of the middle.
+        (wcs_ffi,) = [p for p in ffis if p.name == pixels.header["WCS_FFI"]]
+        x, y = WCS(fits.getheader(wcs_ffi, 1)).world_to_pixel(center)
+        assert (col0, row0) == (round(x - 2.5), round(y - 2.5))
+        # astrocut < 1.0 also gave the column's physical WCS (the 1-based CCD pixel of
+        # the first column and row); astrocut 1.x no longer writes it.
         n = pixels.columns.names.index("FLUX") + 1
-        col0 = pixels.header[f"1CRV{n}P"] - 1
-        row0 = pixels.header[f"2CRV{n}P"] - 1
+        if f"1CRV{n}P" in pixels.header:
+            assert pixels.header[f"1CRV{n}P"] - 1 == col0
+            assert pixels.header[f"2CRV{n}P"] - 1 == row0
     expected = np.moveaxis(cube_data[row0 : row0 + 5, col0 : col0 + 5, :, 0], 2, 0)
     np.testing.assert_array_equal(flux, expected)
+    expected_err = np.moveaxis(cube_data[row0 : row0 + 5, col0 : col0 + 5, :, 1], 2, 0)
+    np.testing.assert_array_equal(flux_err, expected_err)

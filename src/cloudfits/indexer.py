@@ -53,7 +53,7 @@ def _local_listing(provider: Provider, path: str) -> tuple[str, list[ObjectInfo]
         return os.path.dirname(real), [provider.head(real)]
     if not os.path.isdir(real):
         raise FileNotFoundError(f"{path!r} is neither a file nor a directory")
-    return real, list(provider.list(real))
+    return real, list(provider.list(real.rstrip(os.sep) + "/"))
 
 
 def _remote_base(path: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from ..plugins import ProviderRegistry
 from .base import ObjectInfo, ProviderSpec
 
 __all__ = ["FileConfig", "FileProvider"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,28 +79,28 @@ class FileProvider:
         return ObjectInfo(path, st.st_size, None, modified.isoformat())
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        real = self._resolve(prefix)
-        if os.path.isfile(real):
-            yield self.head(prefix)
-            return
-        if os.path.isdir(real):
-            directory, stem = real, ""
-            shown = prefix
-        else:
-            directory, stem = os.path.split(real)
-            shown = os.path.dirname(prefix)
+        # As in an object store, ``prefix`` is a plain string prefix of the paths:
+        # "dir/a" lists "dir/a/b.fits" and "dir/ab.fits" alike.
+        head_dir, _, stem = prefix.rpartition("/")
+        head_dir = head_dir + "/" if head_dir or prefix.startswith("/") else ""
+        directory = self._resolve(head_dir or ".")
         if not os.path.isdir(directory):
             return
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(directory):
-            dirnames.sort()
-            for name in filenames:
-                full = os.path.join(dirpath, name)
-                rel = os.path.relpath(full, directory)
-                if rel.startswith(stem):
-                    found.append(rel)
+            rel_dir = os.path.relpath(dirpath, directory).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if (rel_dir + d + "/").startswith(stem) or stem.startswith(rel_dir + d + "/")
+            ]
+            found.extend(rel_dir + n for n in filenames if (rel_dir + n).startswith(stem))
         for rel in sorted(found):
-            yield self.head(os.path.join(shown, rel) if shown else rel)
+            try:
+                yield self.head(head_dir + rel)
+            except AccessDeniedError:
+                logger.warning("file: %r leads outside the root and is not listed", rel)
 
     def put_index(self, path: str, data: bytes) -> None:
         real = self._resolve(path)

@@ -214,18 +214,24 @@ class S3Provider:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         bucket, key_prefix = split_bucket_key(prefix)
         paginator = self.client.get_paginator("list_objects_v2")
+        found: list[ObjectInfo] = []
         try:
             for page in paginator.paginate(Bucket=bucket, Prefix=key_prefix):
                 for item in page.get("Contents", []):
                     modified = item.get("LastModified")
-                    yield ObjectInfo(
-                        f"{bucket}/{item['Key']}",
-                        int(item["Size"]),
-                        str(item.get("ETag", "")).strip('"') or None,
-                        modified.isoformat() if modified is not None else None,
+                    found.append(
+                        ObjectInfo(
+                            f"{bucket}/{item['Key']}",
+                            int(item["Size"]),
+                            str(item.get("ETag", "")).strip('"') or None,
+                            modified.isoformat() if modified is not None else None,
+                        )
                     )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
             raise self._error(err, prefix, "listing") from err
+        # AWS lists in byte order of the keys; some S3-compatible stores do not.
+        found.sort(key=lambda info: info.path.encode("utf-8"))
+        yield from found
 
     def put_index(self, path: str, data: bytes) -> None:
         bucket, key = split_bucket_key(path)

@@ -372,9 +372,7 @@ def _sip_inverse(shape: tuple[int, int]) -> dict[tuple[int, int], tuple[float, f
     """
     n_rows, n_cols = shape
     half_u, half_v = (n_cols + 1) / 2.0 + 2.0, (n_rows + 1) / 2.0 + 2.0
-    grid_u, grid_v = np.meshgrid(
-        np.linspace(-half_u, half_u, 41), np.linspace(-half_v, half_v, 41)
-    )
+    grid_u, grid_v = np.meshgrid(np.linspace(-half_u, half_u, 41), np.linspace(-half_v, half_v, 41))
     u, v = grid_u.ravel(), grid_v.ravel()
     du = sum(a * u**p * v**q for (p, q), (a, _) in _SIP_FORWARD.items())
     dv = sum(b * u**p * v**q for (p, q), (_, b) in _SIP_FORWARD.items())

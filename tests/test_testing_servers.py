@@ -5,6 +5,7 @@ Everything here is real: a ``weed mini`` process, real sockets, boto3 and http.c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -36,24 +37,32 @@ KEY = "data/random.bin"
 SIZE = 5 * 2**20 + 1234
 
 
-def _client(endpoint_url: str, **config: Any) -> BaseClient:
-    """Client with dummy "test" keys for an arbitrary endpoint (e.g. the proxy)."""
+try:
+    find_weed()
+    NO_WEED = ""
+except RuntimeError as exc:
+    NO_WEED = str(exc)
+needs_weed = pytest.mark.skipif(bool(NO_WEED), reason=NO_WEED)
+
+
+def _client(
+    endpoint_url: str, key: str = "test", secret: str = "test", **config: Any
+) -> BaseClient:
+    """S3 client for an arbitrary endpoint (e.g. the proxy), with dummy keys by default."""
     return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
         config=Config(s3={"addressing_style": "path"}, **config),
     )
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    try:
-        find_weed()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
+    if NO_WEED:
+        pytest.skip(NO_WEED)
     server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     try:
         yield server
@@ -80,6 +89,7 @@ RANGES = [(0, 0), (0, 2879), (2880, 5759), (4 * 2**20 - 100, 4 * 2**20 + 100), (
 # --------------------------------------------------------------------------- SeaweedFS
 
 
+@needs_weed
 def test_find_weed_and_free_port(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert os.access(find_weed(), os.X_OK)
     port = free_port()
@@ -96,14 +106,8 @@ def test_server_listens_on_loopback_only(s3: S3Server) -> None:
     pid = s3.process.pid
     if not Path(f"/proc/{pid}/fd").is_dir():
         pytest.skip("needs /proc")
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            match = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(fd))
-        except OSError:
-            continue
-        if match:
-            inodes.add(match.group(1))
+    links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    inodes = {m.group(1) for link in links if (m := re.fullmatch(r"socket:\[(\d+)\]", link))}
     listening = []
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
@@ -167,6 +171,7 @@ def test_list_objects(s3: S3Server, payload: bytes) -> None:
     assert client.head_bucket(Bucket=BUCKET)["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
+@needs_weed
 def test_auth_long_workdir_and_cleanup(tmp_path: Path) -> None:
     """Credentials are enforced; a long workdir moves the sockets; stop() cleans up."""
     workdir = tmp_path / ("long-directory-name-" * 6)
@@ -187,14 +192,7 @@ def test_auth_long_workdir_and_cleanup(tmp_path: Path) -> None:
             "SignatureDoesNotMatch",
             "InvalidAccessKeyId",
         }
-        bad_secret = boto3.session.Session().client(
-            "s3",
-            endpoint_url=srv.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="cloudfits-key",
-            aws_secret_access_key="not-the-secret",
-            config=Config(s3={"addressing_style": "path"}),
-        )
+        bad_secret = _client(srv.endpoint_url, "cloudfits-key", "not-the-secret")
         with pytest.raises(ClientError) as info:
             bad_secret.get_object(Bucket="secured", Key="k")
         assert info.value.response["Error"]["Code"] in {"AccessDenied", "SignatureDoesNotMatch"}
@@ -210,18 +208,35 @@ def test_auth_long_workdir_and_cleanup(tmp_path: Path) -> None:
     assert not any(path.exists() for path in strays)
 
 
+def _no_process_uses(path: Path) -> bool:
+    if not Path("/proc").is_dir():
+        return True
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if str(path).encode() in (proc / "cmdline").read_bytes():
+                return False
+    return True
+
+
+@needs_weed
 def test_start_timeout_reports_log_and_stops(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="did not answer within") as info:
-        start_seaweedfs(tmp_path / "sw", timeout=0.0)
-    assert "log tail" in str(info.value)
-    assert (tmp_path / "sw" / "weed.log").exists()
-    if Path("/proc").is_dir():  # no weed process with this workdir is left
-        for proc in Path("/proc").iterdir():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            assert str(tmp_path).encode() not in cmdline
+    # weed mini reads extra options from <dir>/mini.options: switch the S3 gateway off.
+    (tmp_path / "sw" / "data").mkdir(parents=True)
+    (tmp_path / "sw" / "data" / "mini.options").write_text("s3=false\n")
+    with pytest.raises(RuntimeError, match=r"did not answer within 1\.0 s.*log tail"):
+        start_seaweedfs(tmp_path / "sw", timeout=1.0)
+    assert _no_process_uses(tmp_path)
+
+
+@needs_weed
+@pytest.mark.skipif(not Path("/proc/sys").is_dir(), reason="needs an unwritable /proc/sys")
+def test_start_failure_reports_log(tmp_path: Path) -> None:
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "data").symlink_to("/proc/sys")  # weed cannot write its data there
+    with pytest.raises(RuntimeError, match=r"exited with status .*log tail") as info:
+        start_seaweedfs(tmp_path / "sw")
+    assert "Writable" in str(info.value)  # weed's own complaint, from the log
+    assert _no_process_uses(tmp_path)
 
 
 # ------------------------------------------------------------------ proxy + SeaweedFS
@@ -352,7 +367,7 @@ def test_client_disconnect_mid_response(s3: S3Server, payload: bytes) -> None:
 # ------------------------------------------------------------- proxy + tiny upstream
 
 
-BIG = bytes(range(256)) * 65537  # 16 MiB: more than the socket buffers hold
+BIG = bytes(range(256)) * 16385  # 4 MiB
 BIG_LENGTH = b"Content-Length: %d" % len(BIG)
 
 
@@ -374,7 +389,8 @@ class _Upstream(socketserver.StreamRequestHandler):
                 if target == "/reject":  # refuse without reading the body
                     out.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno")
                     return
-                out.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                if target != "/echo-silent":  # that one ignores "Expect"
+                    out.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = b""
             if headers.get("transfer-encoding") == "chunked":
                 while size := int(self.rfile.readline().split(b";")[0], 16):
@@ -396,7 +412,7 @@ class _Upstream(socketserver.StreamRequestHandler):
                 out.write(
                     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                 )
-            elif target == "/big":  # large, then close
+            elif target == "/big":  # large, then close the connection
                 out.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n%s\r\n\r\n" % BIG_LENGTH)
                 out.write(BIG)
                 return
@@ -464,7 +480,7 @@ def test_proxy_bad_gateway_and_restart() -> None:
         RecordingProxy("https://example.org")
 
 
-def test_proxy_expect_continue_and_large_close_delimited(upstream: str) -> None:
+def test_proxy_expect_continue_and_connection_close(upstream: str) -> None:
     with RecordingProxy(upstream) as proxy:
         host, port = proxy.url.removeprefix("http://").split(":")
         head = "POST {} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
@@ -476,6 +492,12 @@ def test_proxy_expect_continue_and_large_close_delimited(upstream: str) -> None:
             while not reply.endswith(b"0\r\nX-Trailer: yes\r\n\r\n"):
                 reply += sock.recv(1000)
             assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+            # The body goes upstream after a second without an answer from there.
+            sock.sendall(head.format("/echo-silent").encode() + b"67890")
+            reply = b""
+            while not reply.endswith(b"0\r\nX-Trailer: yes\r\n\r\n"):
+                reply += sock.recv(1000)
+            assert b"\r\n3;ext=1\r\n678\r\n2;ext=1\r\n90\r\n" in reply
             sock.sendall(head.format("/reject").encode())  # same connection
             reply = b""
             while chunk := sock.recv(1000):  # the proxy closes after the refusal
@@ -484,12 +506,13 @@ def test_proxy_expect_continue_and_large_close_delimited(upstream: str) -> None:
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
             reply = b""
-            while chunk := sock.recv(1 << 16):  # a slow reader: data queue up in the proxy
+            time.sleep(0.2)  # not reading yet: the proxy's writes back up
+            while chunk := sock.recv(1 << 16):
                 reply += chunk
-                time.sleep(0.001)
         assert reply == b"HTTP/1.1 200 OK\r\nConnection: close\r\n%s\r\n\r\n%s" % (BIG_LENGTH, BIG)
         assert [(r.target, r.status, r.request_bytes, r.response_bytes) for r in proxy.records] == [
             ("/echo", 200, 5, 5),
+            ("/echo-silent", 200, 5, 5),
             ("/reject", 403, 0, 2),
             ("/big", 200, 0, len(BIG)),
         ]

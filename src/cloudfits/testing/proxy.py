@@ -439,16 +439,17 @@ class RecordingProxy:
         ex.status = code
         ex.received.on_complete = lambda: self._record(ex)
         reusable = _persistent(version, fields) and code != 101
-        if ex.method == "HEAD" or code in (101, 204, 304):
+        chunked = "chunked" in _tokens(fields, "transfer-encoding")
+        length = int(fields["content-length"]) if "content-length" in fields else None
+        if ex.method == "HEAD" or code in (101, 204, 304) or (length == 0 and not chunked):
             ex.received.complete()
             writer.write(raw)
             await writer.drain()
             return reusable
         writer.write(raw)
-        if "chunked" in _tokens(fields, "transfer-encoding"):
+        if chunked:
             await _relay_chunked(up_reader, writer, ex.received)
         else:  # without Content-Length, the body ends when the upstream closes
-            length = int(fields["content-length"]) if "content-length" in fields else None
             await _relay_fixed(up_reader, writer, length, ex.received)
             reusable = reusable and length is not None
         return reusable

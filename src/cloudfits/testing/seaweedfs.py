@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import os
 import random
+import re
 import shutil
 import socket
 import stat
@@ -221,12 +222,9 @@ class S3Server:
             Bucket name.
         """
         client = self.client()
-        try:
+        errors = client.exceptions
+        with contextlib.suppress(errors.BucketAlreadyOwnedByYou, errors.BucketAlreadyExists):
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
-        except client.exceptions.BucketAlreadyExists:
-            pass
 
     def stop(self) -> None:
         """Stop the server: terminate it, wait, and kill it if still alive after 10 s.
@@ -263,30 +261,17 @@ class S3Server:
 
 
 def _make_client(
-    endpoint_url: str,
-    access_key: str | None,
-    secret_key: str | None,
-    *,
-    config: Config | None = None,
+    endpoint_url: str, access_key: str | None, secret_key: str | None, **config: object
 ) -> BaseClient:
-    """Build an S3 client for a local endpoint."""
-    base = Config(
-        region_name=REGION,
-        signature_version="s3v4",
-        s3={"addressing_style": "path"},
-        retries={"max_attempts": 3, "mode": "standard"},
-    )
-    if config is not None:
-        base = base.merge(config)
-    session = boto3.session.Session()
-    return session.client(
+    """Build an S3 client for a local endpoint (``config``: extra botocore Config options)."""
+    options: dict[str, object] = {"retries": {"max_attempts": 3, "mode": "standard"}, **config}
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=access_key or DUMMY_KEY,
         aws_secret_access_key=secret_key or DUMMY_KEY,
-        aws_session_token=None,
-        config=base,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, **options),
     )
 
 
@@ -314,12 +299,14 @@ def _server_env(access_key: str | None, secret_key: str | None, tmpdir: Path) ->
 
 
 def _log_tail(path: Path, lines: int = 40) -> str:
-    """Return the last lines of a log file (empty if unreadable)."""
+    """Return the last glog errors and the last lines of a log file (empty if unreadable)."""
     try:
-        text = path.read_text(errors="replace")
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    tail = text[-lines:]
+    errors = [line for line in text[:-lines] if re.match(r"[EF]\d{4} ", line)][-5:]
+    return "\n".join([*errors, "...", *tail] if errors else tail)
 
 
 def start_seaweedfs(
@@ -444,7 +431,9 @@ def _wait_ready(server: S3Server, timeout: float) -> None:
         server.endpoint_url,
         server.access_key,
         server.secret_key,
-        config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}),
+        connect_timeout=1,
+        read_timeout=2,
+        retries={"max_attempts": 1},
     )
     port = int(server.endpoint_url.rsplit(":", 1)[1])
     deadline = time.monotonic() + timeout

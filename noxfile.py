@@ -23,7 +23,7 @@ PLUGINS = (
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format check) and mypy."""
-    session.install("ruff>=0.6", "mypy>=1.10", "-e", ".")
+    session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]")
     session.run("ruff", "check", "src", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
     session.run("mypy")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -121,18 +121,26 @@ def test_every_image_in_full(corpus_index: cloudfits.FitsIndex) -> None:
     assert compared >= 10
 
 
-def _image_cases() -> list[tuple[str, int]]:
+def _hdu_cases(wanted: Callable[[Any], bool]) -> list[tuple[str, int]]:
+    """(file, HDU number) of every corpus HDU that astropy opens as ``wanted`` says."""
     cases = []
     for rel in CORPUS:
         with _astropy(rel) as hdul:
-            for number, h in enumerate(hdul):
-                image = isinstance(h, (fits.PrimaryHDU, fits.ImageHDU))
-                if image and not isinstance(h, fits.GroupsHDU) and h.header.get("NAXIS"):
-                    cases.append((rel, number))
+            cases.extend((rel, number) for number, h in enumerate(hdul) if wanted(h))
     return cases
 
 
-IMAGE_CASES = _image_cases()
+def _is_image(h: Any) -> bool:
+    image = isinstance(h, (fits.PrimaryHDU, fits.ImageHDU))
+    return image and not isinstance(h, fits.GroupsHDU) and bool(h.header.get("NAXIS"))
+
+
+def _is_table(h: Any) -> bool:
+    table = isinstance(h, (fits.BinTableHDU, fits.TableHDU, fits.GroupsHDU))
+    return table and h.data is not None
+
+
+IMAGE_CASES = _hdu_cases(_is_image)
 
 
 @pytest.mark.parametrize(("rel", "number"), IMAGE_CASES)
@@ -157,18 +165,7 @@ def test_images_under_random_keys(corpus_index: cloudfits.FitsIndex, rel: str, n
     check()
 
 
-def _table_cases() -> list[tuple[str, int]]:
-    cases = []
-    for rel in CORPUS:
-        with _astropy(rel) as hdul:
-            for number, h in enumerate(hdul):
-                table = isinstance(h, (fits.BinTableHDU, fits.TableHDU, fits.GroupsHDU))
-                if table and h.data is not None:
-                    cases.append((rel, number))
-    return cases
-
-
-TABLE_CASES = _table_cases()
+TABLE_CASES = _hdu_cases(_is_table)
 
 
 @pytest.mark.parametrize(("rel", "number"), TABLE_CASES)

@@ -57,11 +57,9 @@ def padded(size: int) -> int:
 
 
 def _end_card_index(block: bytes) -> int:
-    """Index of the END card within a 2880-byte block, or -1."""
+    """Index of the END card (``END`` and 77 blanks) within a 2880-byte block, or -1."""
     for i in range(0, len(block), CARD):
-        if block[i : i + CARD] == END_CARD or (
-            block[i : i + 3] == b"END" and block[i + 3 : i + CARD].strip(b" ") == b""
-        ):
+        if block[i : i + CARD] == END_CARD:
             return i
     return -1
 

@@ -9,15 +9,15 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
-from astropy.io.fits import Header, VerifyError
+from astropy.io.fits import Header
 
 from .accounting import ReadStats
-from .errors import FitsFormatError, IndexFormatError
+from .errors import IndexFormatError
 from .fetcher import FetchOptions, ObjectReader
-from .geometry import HDUKind, data_size, hdu_kind, image_scaling, image_shape, scale_image
+from .geometry import HDUKind, hdu_kind, image_scaling, image_shape, scale_image
 from .planner import plan_section
 from .plugins import get_registry
-from .scan import HDULayout, parse_header, scan_fits
+from .scan import HDULayout, header_data_size, parse_header, scan_fits
 from .tables import header_only_hdu, read_table, row_count
 from .uri import join_uri, split_uri
 
@@ -156,10 +156,7 @@ class RemoteHDU:
         if self._layout_checked:
             return
         where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
-        try:
-            expected = data_size(self.header)
-        except (ValueError, VerifyError) as err:
-            raise FitsFormatError(f"{where}: {err}") from err
+        expected = header_data_size(self.header, where=where)
         if expected != self.layout.data_size:
             raise IndexFormatError(
                 f"{where}: the index says {self.layout.data_size} data bytes,"

@@ -18,7 +18,15 @@ from astropy.utils.exceptions import AstropyWarning
 from .errors import CloudFitsWarning, FitsFormatError
 from .geometry import data_size
 
-__all__ = ["BLOCK", "CARD", "HDULayout", "padded", "parse_header", "scan_fits"]
+__all__ = [
+    "BLOCK",
+    "CARD",
+    "HDULayout",
+    "header_data_size",
+    "padded",
+    "parse_header",
+    "scan_fits",
+]
 
 BLOCK = 2880
 CARD = 80
@@ -72,6 +80,14 @@ def parse_header(text: str, *, where: str) -> Header:
             return Header.fromstring(text)
     except Exception as err:  # astropy raises several types for malformed cards
         raise FitsFormatError(f"{where}: malformed header: {err}") from err
+
+
+def header_data_size(header: Header, *, where: str) -> int:
+    """`data_size` of a header, with every complaint about it as a `FitsFormatError`."""
+    try:
+        return data_size(header)
+    except (ValueError, VerifyError) as err:  # astropy parses card values lazily
+        raise FitsFormatError(f"{where}: {err}") from err
 
 
 class _Buffer:
@@ -207,11 +223,7 @@ def _scan_one(
             f"{where}: header byte {offset + bad} is not printable ASCII ({raw[bad]:#04x})"
         )
     text = raw.decode("ascii")
-    header = parse_header(text, where=where)
-    try:
-        nbytes = data_size(header)
-    except (ValueError, VerifyError) as err:  # astropy parses card values lazily
-        raise FitsFormatError(f"{where}: {err}") from err
+    nbytes = header_data_size(parse_header(text, where=where), where=where)
     data_offset = block_start + BLOCK
     if data_offset + nbytes > size:
         raise FitsFormatError(

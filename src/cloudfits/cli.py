@@ -27,6 +27,27 @@ EXIT_USAGE = 2
 _PROVIDER_FLAGS = ("requester_pays", "endpoint_url", "region", "profile", "anonymous")
 
 
+def _add_provider_arguments(parser: argparse.ArgumentParser) -> None:
+    """The provider options as flags; an unset flag stays None (see `_provider_flags`)."""
+    parser.add_argument(
+        "--requester-pays",
+        action="store_true",
+        default=None,
+        help="accept the charges of a requester-pays bucket (S3)",
+    )
+    parser.add_argument("--endpoint-url", help="S3-compatible endpoint (or AWS_ENDPOINT_URL)")
+    parser.add_argument("--region", help="bucket region")
+    parser.add_argument("--profile", help="named profile of the AWS configuration")
+    parser.add_argument(
+        "--anonymous", action="store_true", default=None, help="unsigned requests (public data)"
+    )
+
+
+def _provider_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The provider options given on the command line."""
+    return {k: getattr(args, k) for k in _PROVIDER_FLAGS if getattr(args, k) is not None}
+
+
 def _add_index_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source",
@@ -43,18 +64,7 @@ def _add_index_arguments(parser: argparse.ArgumentParser) -> None:
         "--provider",
         help="provider for bare bucket names (s3, spaces, gcs, ...); see 'providers'",
     )
-    parser.add_argument(
-        "--requester-pays",
-        action="store_true",
-        default=None,
-        help="accept the charges of a requester-pays bucket (S3)",
-    )
-    parser.add_argument("--endpoint-url", help="S3-compatible endpoint (or AWS_ENDPOINT_URL)")
-    parser.add_argument("--region", help="bucket region")
-    parser.add_argument("--profile", help="named profile of the AWS configuration")
-    parser.add_argument(
-        "--anonymous", action="store_true", default=None, help="unsigned requests (public data)"
-    )
+    _add_provider_arguments(parser)
     parser.add_argument(
         "--concurrency", type=int, default=16, help="objects scanned at once (default 16)"
     )
@@ -97,7 +107,7 @@ def run_index(args: argparse.Namespace) -> int:
         raise _Usage("give SOURCE (or --fits-files-directory)")
     data_uri = args.data_uri or args.data_bucket_path
     registry = get_registry()
-    flags = {k: getattr(args, k) for k in _PROVIDER_FLAGS if getattr(args, k) is not None}
+    flags = _provider_flags(args)
 
     if not is_uri(source) and not os.path.exists(source) and args.provider:
         spec = registry.by_name(args.provider)
@@ -186,8 +196,7 @@ def _run_providers(args: argparse.Namespace) -> int:
 def _run_info(args: argparse.Namespace) -> int:
     from .remote import open as open_remote
 
-    options = {k: getattr(args, k) for k in _PROVIDER_FLAGS if getattr(args, k, None)}
-    with open_remote(args.uri, **options) as f:
+    with open_remote(args.uri, **_provider_flags(args)) as f:
         f.info()
     return EXIT_OK
 
@@ -209,10 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     providers_parser.set_defaults(func=_run_providers)
     info_parser = sub.add_parser("info", help="summarize the HDUs of a FITS object")
     info_parser.add_argument("uri")
-    for flag in ("--endpoint-url", "--region", "--profile"):
-        info_parser.add_argument(flag)
-    info_parser.add_argument("--requester-pays", action="store_true")
-    info_parser.add_argument("--anonymous", action="store_true")
+    _add_provider_arguments(info_parser)
     info_parser.set_defaults(func=_run_info)
     demo_parser = sub.add_parser(
         "demo", help="run the TESS tutorial against a local S3 server it starts itself"

@@ -49,9 +49,7 @@ for _algorithm in ("RICE_1", "GZIP_1", "GZIP_2", "HCOMPRESS_1", "PLIO_1", "NOCOM
     if _algorithm != "HCOMPRESS_1":  # astropy cannot read back its lossless HCOMPRESS floats
         CASES.append((f"{_algorithm}-f4-lossless", "f4", _algorithm, {"quantize_level": 0.0}))
     for _method, _label in ((-1, "nodither"), (1, "dither1"), (2, "dither2")):
-        CASES.append(
-            (f"{_algorithm}-f4-{_label}", "f4", _algorithm, {"quantize_method": _method})
-        )
+        CASES.append((f"{_algorithm}-f4-{_label}", "f4", _algorithm, {"quantize_method": _method}))
 CASES += [
     ("GZIP_1-i8", "i8", "GZIP_1", {}),
     ("GZIP_2-f8-lossless", "f8", "GZIP_2", {"quantize_level": 0.0}),
@@ -103,7 +101,7 @@ def opened(
     server: S3Server = request.getfixturevalue("s3_server")
     server.create_bucket(BUCKET)
     client = server.client()
-    for name, path in compressed_files.items():
+    for _name, path in compressed_files.items():
         client.upload_file(str(path), BUCKET, path.name)
     return {name: cloudfits.open(f"s3://{BUCKET}/{name}.fits") for name in compressed_files}
 
@@ -120,7 +118,9 @@ def _same(got: np.ndarray, expected: np.ndarray) -> None:
     assert got.shape == expected.shape
     assert got.dtype == expected.dtype.newbyteorder("=")
     assert got.dtype.isnative
-    assert got.tobytes() == np.ascontiguousarray(expected, expected.dtype.newbyteorder("=")).tobytes()
+    assert (
+        got.tobytes() == np.ascontiguousarray(expected, expected.dtype.newbyteorder("=")).tobytes()
+    )
 
 
 ALL_NAMES = [c[0] for c in CASES] + [c[0] for c in CUBE_CASES]
@@ -195,7 +195,8 @@ def test_headers_need_no_request(compressed_files: dict[str, Path]) -> None:
     hdu = f[1]
     assert hdu.header["NAXIS1"] == SHAPE[1]
     assert hdu.raw_header["ZNAXIS1"] == SHAPE[1]
-    assert hdu.shape == SHAPE and hdu.dtype == np.dtype("i2")
+    assert hdu.shape == SHAPE
+    assert hdu.dtype == np.dtype("i2")
     assert hdu.compressed.tile_shape == (8, 20)
     assert f.stats.snapshot() == before
 

@@ -13,9 +13,9 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
 import cloudfits
+from cloudfits.tess import tess_cutout
 from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server
-from cloudfits.tess import tess_cutout
 
 astrocut = pytest.importorskip("astrocut")
 

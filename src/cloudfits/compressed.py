@@ -70,7 +70,8 @@ class _FetchedHeap:
         i = int(np.searchsorted(self._starts, offset, side="right")) - 1
         if i >= 0 and offset + nbytes <= self._starts[i] + self._blocks[i].size:
             local = offset - int(self._starts[i])
-            return self._blocks[i][local : local + nbytes].view(dtype).reshape(shape)
+            piece: np.ndarray = self._blocks[i][local : local + nbytes].view(dtype).reshape(shape)
+            return piece
         if offset == 0 and nbytes == self._heap_size and dtype == np.uint8:
             # astropy asks for the whole heap when a box covers the whole image, then
             # slices the tiles out of it: every tile is among the fetched blocks.
@@ -182,8 +183,8 @@ class TileCompressedImage:
             target = tuple(slice(a, a + n) for a, n in zip(at, box.shape, strict=True))
             gathered[target] = box
         picked = gathered[np.ix_(*chosen.positions)]
-        scaled: np.ndarray = self._image._scale_data(picked)
-        return scaled[chosen.finish]
+        scaled: np.ndarray = self._image._scale_data(picked)[chosen.finish]
+        return scaled
 
     def _fetch_tiles(
         self,

@@ -75,13 +75,14 @@ def heap_columns(coldefs: Any) -> list[HeapColumn]:
 def descriptors(body: np.ndarray, rowlen: int, column: HeapColumn) -> np.ndarray:
     """A writeable ``(rows, 2)`` view of one column's ``(count, offset)`` in row bytes."""
     nrows = body.size // rowlen if rowlen else 0
-    return np.ndarray(
+    view: np.ndarray = np.ndarray(
         (nrows, 2),
         dtype=column.descriptor,
         buffer=body.data,
         offset=column.row_offset,
         strides=(rowlen, column.descriptor.itemsize),
     )
+    return view
 
 
 def merge_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

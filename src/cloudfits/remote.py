@@ -20,6 +20,7 @@ from .geometry import HDUKind, hdu_kind, image_scaling, image_shape, scale_image
 from .planner import plan_section
 from .plugins import get_registry
 from .scan import HDULayout, header_data_size, parse_header, scan_fits
+from .sky import cutout, header_wcs
 from .tables import header_only_hdu, read_table, row_count
 from .uri import join_uri, split_uri
 
@@ -267,6 +268,27 @@ class RemoteHDU:
         if isinstance(key, (int, np.integer)):
             return self.read(rows=[key])[0]
         return self.read(rows=key)
+
+    @cached_property
+    def wcs(self) -> Any:
+        """The image's `astropy.wcs.WCS`, from the indexed header (no request)."""
+        return header_wcs(self)
+
+    def cutout(
+        self, position: Any, size: Any, *, mode: str = "trim", fill_value: float = np.nan
+    ) -> Any:
+        """An `astropy.nddata.Cutout2D` of a 2-D image, fetching only its pixels.
+
+        Parameters
+        ----------
+        position : `~astropy.coordinates.SkyCoord` or (x, y)
+            The centre: a sky position (needs a celestial WCS) or a pixel pair.
+        size : int, pair, or `~astropy.units.Quantity`
+            ``(ny, nx)`` pixels, or angles, as `~astropy.nddata.Cutout2D` takes them.
+        mode, fill_value
+            As for `~astropy.nddata.Cutout2D` (``"trim"``, ``"partial"``, ``"strict"``).
+        """
+        return cutout(self, position, size, mode=mode, fill_value=fill_value)
 
     def summary(self) -> tuple[int, str, int, str, int, str, str]:
         """``(number, name, ver, type, cards, dimensions, format)``, as astropy's info."""

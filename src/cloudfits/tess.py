@@ -36,9 +36,13 @@ def _hdu_from_store(hdu: RemoteHDU, cls: Any) -> Any:
     if hdu.layout.data_size:
         options = hdu.file.fetch_options
         run = np.zeros(1, dtype=np.int64)
-        data = hdu.file.reader.read_runs(hdu.layout.data_offset, run, hdu.layout.data_size, options)
-        data = data.tobytes()
-    blob = hdu.raw_header.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))
+        fetched = hdu.file.reader.read_runs(
+            hdu.layout.data_offset, run, hdu.layout.data_size, options
+        )
+        data = fetched.tobytes()
+    blob = (
+        hdu.raw_header.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         return cls.fromstring(blob)

@@ -71,7 +71,7 @@ def test_cutout_equals_astrocuts(tess_cube: Path, x: float, y: float, size: int)
 
 def test_cutout_off_the_cube_is_an_error(tess_cube: Path) -> None:
     where = _sky(tess_cube, 500.0, 500.0)
-    with pytest.raises(cloudfits.CloudFitsError, match="no cutout"):
+    with pytest.raises(cloudfits.CloudFitsError, match="does not overlap the cube"):
         tess_cutout(cloudfits.open(tess_cube), where, 5)
 
 

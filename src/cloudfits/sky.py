@@ -12,17 +12,23 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.nddata import Cutout2D
-from astropy.wcs import WCS, FITSFixedWarning
 
 if TYPE_CHECKING:
+    from astropy.nddata import Cutout2D
+    from astropy.wcs import WCS
+
     from .remote import RemoteHDU
+
+# astropy.wcs and astropy.nddata are imported when first used: they double the time
+# ``import cloudfits`` takes.
 
 __all__ = ["cutout", "header_wcs"]
 
 
 def header_wcs(hdu: RemoteHDU) -> WCS:
     """The WCS of an image HDU's header (astropy's repairs of old conventions are quiet)."""
+    from astropy.wcs import WCS, FITSFixedWarning
+
     if not hdu.kind.is_image:
         raise TypeError(f"{hdu!r} is a {hdu.kind.value}; only images have a WCS here")
     with warnings.catch_warnings():
@@ -39,6 +45,8 @@ def cutout(
     fill_value: float = np.nan,
 ) -> Cutout2D:
     """Cut a piece out of a 2-D image, reading only its pixels (see `RemoteHDU.cutout`)."""
+    from astropy.nddata import Cutout2D
+
     if not hdu.kind.is_image or len(hdu.shape) != 2:
         raise TypeError(f"{hdu!r}: cutouts need a 2-D image, not shape {hdu.shape}")
     wcs = hdu.wcs

@@ -17,7 +17,6 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
@@ -25,6 +24,8 @@ from .errors import CloudFitsError, FitsFormatError
 from .scan import padded
 
 if TYPE_CHECKING:
+    from astropy.coordinates import SkyCoord
+
     from .remote import RemoteFITS, RemoteHDU
 
 __all__ = ["tess_cutout"]
@@ -143,6 +144,7 @@ def tess_cutout(
         When the cutout does not overlap the cube.
     """
     from astrocut.exceptions import InvalidQueryError
+    from astropy.coordinates import SkyCoord
 
     cutout_class = _cutout_class()
     try:
@@ -150,6 +152,13 @@ def tess_cutout(
             warnings.simplefilter("ignore", AstropyWarning)
             made = cutout_class(rf, coordinates, size, fill_value=fill_value, threads=1)
     except InvalidQueryError as err:
-        raise CloudFitsError(f"{rf.uri}: no cutout at {coordinates}: {err}") from err
+        sky = (
+            coordinates if isinstance(coordinates, SkyCoord) else SkyCoord(coordinates, unit="deg")
+        )
+        icrs = sky.icrs
+        raise CloudFitsError(
+            f"{rf.uri}: no cutout at RA {icrs.ra.deg:.6f} Dec {icrs.dec.deg:.6f}: the cutout"
+            f" does not overlap the cube ({err})"
+        ) from err
     hdulist: fits.HDUList = made.tpf_cutouts[0]
     return hdulist

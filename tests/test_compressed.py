@@ -58,6 +58,42 @@ CASES += [
     ("RICE_1-f4-q4", "f4", "RICE_1", {"quantize_level": -0.5, "quantize_method": 2}),
 ]
 CUBE_CASES = [("RICE_1-cube", "i2", "RICE_1"), ("GZIP_2-cube-f4", "f4", "GZIP_2")]
+UNCOMPRESSED_CASE = "RICE_1-f4-uncompressed-tiles"
+
+
+def _with_uncompressed_tiles(source: Path, path: Path) -> None:
+    """Rewrite a quantized RICE file so every other tile is stored raw (UNCOMPRESSED_DATA).
+
+    astropy never writes that column, but reads it; cfitsio writes it when a tile can be
+    neither quantized nor compressed.
+    """
+    with fits.open(source) as image, fits.open(source, disable_image_compression=True) as raw:
+        data = image[1].data
+        table = raw[1]
+        tile = (int(table.header["ZTILE2"]), int(table.header["ZTILE1"]))
+        rows = len(table.data)
+        compressed, uncompressed = [], []
+        for row in range(rows):
+            i, j = divmod(row, -(-data.shape[1] // tile[1]))
+            pixels = data[i * tile[0] : (i + 1) * tile[0], j * tile[1] : (j + 1) * tile[1]]
+            original = np.asarray(table.data["COMPRESSED_DATA"][row], dtype=np.uint8)
+            if row % 2 or not original.size:  # (the source's GZIP fallback tiles too)
+                compressed.append(np.zeros(0, dtype=np.uint8))
+                uncompressed.append(np.ascontiguousarray(pixels, dtype=">f4").ravel())
+            else:
+                compressed.append(original)
+                uncompressed.append(np.zeros(0, dtype=">f4"))
+        columns = [
+            fits.Column("COMPRESSED_DATA", "1PB()", array=compressed),
+            fits.Column("UNCOMPRESSED_DATA", "1PE()", array=uncompressed),
+            fits.Column("ZSCALE", "1D", array=table.data["ZSCALE"]),
+            fits.Column("ZZERO", "1D", array=table.data["ZZERO"]),
+        ]
+        rebuilt = fits.BinTableHDU.from_columns(columns)
+        for card in table.header.cards:
+            if card.keyword.startswith("Z") or card.keyword == "EXTNAME":
+                rebuilt.header[card.keyword] = (card.value, card.comment)
+    fits.HDUList([fits.PrimaryHDU(), rebuilt]).writeto(path)
 
 
 def _write(directory: Path) -> dict[str, Path]:
@@ -83,6 +119,9 @@ def _write(directory: Path) -> dict[str, Path]:
             path = directory / f"{name}.fits"
             fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
             paths[name] = path
+        path = directory / f"{UNCOMPRESSED_CASE}.fits"
+        _with_uncompressed_tiles(paths["RICE_1-f4-dither1"], path)
+        paths[UNCOMPRESSED_CASE] = path
     return paths
 
 
@@ -123,7 +162,7 @@ def _same(got: np.ndarray, expected: np.ndarray) -> None:
     )
 
 
-ALL_NAMES = [c[0] for c in CASES] + [c[0] for c in CUBE_CASES]
+ALL_NAMES = [c[0] for c in CASES] + [c[0] for c in CUBE_CASES] + [UNCOMPRESSED_CASE]
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)
@@ -173,7 +212,7 @@ def test_the_cases_cover_every_feature(compressed_files: dict[str, Path]) -> Non
                 fallbacks += any(len(cell) for cell in fallback)
     assert algorithms == {"RICE_1", "GZIP_1", "GZIP_2", "HCOMPRESS_1", "PLIO_1", "NOCOMPRESS"}
     assert {"NO_DITHER", "SUBTRACTIVE_DITHER_1", "SUBTRACTIVE_DITHER_2"} <= methods
-    assert {"ZSCALE", "ZZERO", "GZIP_COMPRESSED_DATA"} <= columns
+    assert {"ZSCALE", "ZZERO", "GZIP_COMPRESSED_DATA", "UNCOMPRESSED_DATA"} <= columns
     assert blanks > 0
     assert fallbacks >= 8  # quantized files with tiles stored losslessly instead
 

@@ -280,3 +280,16 @@ def test_a_small_section_of_a_big_image_fetches_only_its_tiles(
             f" {proxy.request_count} requests, {wire} bytes ({table_bytes} tile table +"
             f" {tile_bytes} tiles) of {hdu.size} bytes in the HDU"
         )
+
+
+def test_a_strided_key_skips_the_tiles_between(compressed_files: dict[str, Path]) -> None:
+    f = cloudfits.open(compressed_files["RICE_1-i2"], max_gap=0)
+    hdu = f[1]
+    table = hdu.compressed.descriptor_rows(f.fetch_options)  # tiles of 8 x 20 pixels
+    sizes = np.asarray(table["COMPRESSED_DATA"]).reshape(-1, 2)[:, 0]
+    f.stats.reset()
+    got = hdu.section[0:45:16, 3]  # rows 0, 16, 32: tile rows 0, 2, 4 of column 0
+    with fits.open(compressed_files["RICE_1-i2"]) as hdul:
+        np.testing.assert_array_equal(got, hdul[1].data[0:45:16, 3])
+    assert f.stats.requests == 3
+    assert f.stats.bytes == int(sizes[[0, 2 * 4, 4 * 4]].sum())

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import cli_cutout
 from .accounting import ReadStats
 from .errors import CloudFitsError, ProviderConfigError
 from .indexer import DEFAULT_INDEX_NAME, build_index
@@ -220,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     info_parser.add_argument("uri")
     _add_provider_arguments(info_parser)
     info_parser.set_defaults(func=_run_info)
+    cli_cutout.add_arguments(cutout := sub.add_parser("cutout", help="cut around RA/Dec"))
+    cutout.set_defaults(func=cli_cutout.run)
     demo_parser = sub.add_parser(
         "demo", help="run the TESS tutorial against a local S3 server it starts itself"
     )

@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from astropy.io.fits import Header
+from astropy.io.fits.hdu.image import Section as _AstropySection
 
 from .accounting import ReadStats
+from .compressed import TileCompressedImage
 from .errors import IndexFormatError
 from .fetcher import FetchOptions, ObjectReader
 from .geometry import HDUKind, hdu_kind, image_scaling, image_shape, scale_image
 from .planner import plan_section
 from .plugins import get_registry
 from .scan import HDULayout, header_data_size, parse_header, scan_fits
+from .sky import cutout, header_wcs
 from .tables import header_only_hdu, read_table, row_count
 from .uri import join_uri, split_uri
 
@@ -33,7 +36,7 @@ _TYPE_NAMES = {
     HDUKind.GROUPS: "GroupsHDU",
     HDUKind.BINTABLE: "BinTableHDU",
     HDUKind.TABLE: "TableHDU",
-    HDUKind.COMPRESSED_IMAGE: "BinTableHDU",
+    HDUKind.COMPRESSED_IMAGE: "CompImageHDU",
 }
 
 
@@ -42,17 +45,19 @@ def _split_fetch_options(options: dict[str, Any]) -> tuple[FetchOptions, dict[st
     return FetchOptions.from_environment().updated(**tuning), options
 
 
-class Section:
+class Section(_AstropySection):  # type: ignore[misc]
     """Numpy-style access to part of an image, reading only the bytes it needs.
 
     ``hdu.section[key]`` takes any numpy basic index (integers, negative integers,
     slices with steps, ``...``, ``None``) and returns what ``hdul[n].data[key]``
-    returns in astropy: the same values and dtype, in native byte order. Like
-    astropy's ``Section`` it has ``shape``, ``dtype`` and ``ndim``, so
-    `astropy.nddata.Cutout2D` accepts it.
+    returns in astropy: the same values and dtype, in native byte order. For a
+    tile-compressed image only the tiles the key touches are fetched. Like astropy's
+    ``Section`` (of which it is a subclass) it has ``shape``, ``dtype`` and ``ndim``, so
+    `astropy.nddata.Cutout2D` takes it as lazily as astropy's own.
     """
 
     def __init__(self, hdu: RemoteHDU) -> None:
+        super().__init__(hdu)
         self._hdu = hdu
 
     @property
@@ -87,13 +92,35 @@ class RemoteHDU:
         return f"<RemoteHDU {self.number} ({self.kind.value}) of {self.file.uri}>"
 
     @cached_property
-    def header(self) -> Header:
-        """The header as an astropy `~astropy.io.fits.Header` (no request)."""
+    def raw_header(self) -> Header:
+        """The header as stored in the file (no request).
+
+        The same as `header`, except for a tile-compressed image, where this is the
+        header of the binary table that holds the tiles.
+        """
         return parse_header(self.layout.header, where=f"{self.file.uri}: HDU {self.number}")
 
     @cached_property
+    def header(self) -> Header:
+        """The header as an astropy `~astropy.io.fits.Header` (no request).
+
+        For a tile-compressed image, the image header as astropy presents it
+        (``CompImageHDU.header``); the table's own is `raw_header`.
+        """
+        if self.kind.is_compressed:
+            return self.compressed.header
+        return self.raw_header
+
+    @cached_property
     def kind(self) -> HDUKind:
-        return hdu_kind(self.header)
+        return hdu_kind(self.raw_header)
+
+    @cached_property
+    def compressed(self) -> TileCompressedImage:
+        """The tile-compressed image of this HDU (its tile table is read once, then kept)."""
+        if not self.kind.is_compressed:
+            raise TypeError(f"{self!r} is not a tile-compressed image")
+        return TileCompressedImage(self)
 
     @property
     def name(self) -> str:
@@ -113,6 +140,8 @@ class RemoteHDU:
     @cached_property
     def shape(self) -> tuple[int, ...]:
         """Numpy shape: the image's, or ``(rows,)`` for tables and random groups."""
+        if self.kind.is_compressed:
+            return self.compressed.shape
         if self.kind.is_image:
             return image_shape(self.header)
         return (row_count(self.kind, self.header),)
@@ -120,6 +149,8 @@ class RemoteHDU:
     @cached_property
     def dtype(self) -> np.dtype[Any]:
         """Type of the values returned: astropy's (scaled) image type, or the row type."""
+        if self.kind.is_compressed:
+            return self.compressed.dtype
         if self.kind.is_image:
             return image_scaling(self.header).dtype
         row_type: np.dtype[Any] = np.dtype(self._column_defs.dtype)
@@ -142,13 +173,13 @@ class RemoteHDU:
 
     @cached_property
     def _column_defs(self) -> Any:
-        if self.kind.is_image:
+        if self.kind.is_image and not self.kind.is_compressed:
             raise TypeError(f"{self!r} is an image; it has no columns")
-        return header_only_hdu(self.kind, self.header).columns
+        return header_only_hdu(self.kind, self.raw_header).columns
 
     @property
     def columns(self) -> list[str]:
-        """Column names of a table HDU."""
+        """Column names of a table HDU (of the tile table, for a compressed image)."""
         return list(self._column_defs.names)
 
     def _check_layout(self) -> None:
@@ -156,7 +187,7 @@ class RemoteHDU:
         if self._layout_checked:
             return
         where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
-        expected = header_data_size(self.header, where=where)
+        expected = header_data_size(self.raw_header, where=where)
         if expected != self.layout.data_size:
             raise IndexFormatError(
                 f"{where}: the index says {self.layout.data_size} data bytes,"
@@ -175,6 +206,8 @@ class RemoteHDU:
         self._require_image("read_section")
         self._check_layout()
         options = self.file.fetch_options.updated(**tuning)
+        if self.kind.is_compressed:
+            return self.compressed.read(key, options)
         scaling = image_scaling(self.header)
         plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
         raw = self.file.reader.read_runs(
@@ -196,12 +229,27 @@ class RemoteHDU:
         **tuning
             ``max_gap``, ``max_part``, ``max_concurrency`` for this read.
 
-        For an image HDU, ``read()`` returns the whole array (as ``section[...]``).
+        For an image HDU, tile-compressed or not, ``read()`` returns the whole array
+        (as ``section[...]``); the tile table of a compressed image is read with
+        `read_tile_table`.
         """
         if self.kind.is_image:
             if rows is not None or columns is not None:
-                raise TypeError(f"{self!r} is an image; use section[...]")
+                hint = "; its tile table: read_tile_table()" if self.kind.is_compressed else ""
+                raise TypeError(f"{self!r} is an image; use section[...]{hint}")
             return self.read_section(..., **tuning)
+        self._check_layout()
+        options = self.file.fetch_options.updated(**tuning)
+        return read_table(self, rows, columns, options)
+
+    def read_tile_table(self, rows: Any = None, columns: Any = None, **tuning: int) -> Any:
+        """Read rows of a compressed image's tile table, as astropy's ``Table.read``
+        of the binary table gives them (one row per tile; compressed bytes included).
+
+        Parameters are those of `read`; only the heap bytes of those rows are fetched.
+        """
+        if not self.kind.is_compressed:
+            raise TypeError(f"{self!r} is not a tile-compressed image; use read()")
         self._check_layout()
         options = self.file.fetch_options.updated(**tuning)
         return read_table(self, rows, columns, options)
@@ -220,6 +268,27 @@ class RemoteHDU:
         if isinstance(key, (int, np.integer)):
             return self.read(rows=[key])[0]
         return self.read(rows=key)
+
+    @cached_property
+    def wcs(self) -> Any:
+        """The image's `astropy.wcs.WCS`, from the indexed header (no request)."""
+        return header_wcs(self)
+
+    def cutout(
+        self, position: Any, size: Any, *, mode: str = "trim", fill_value: float = np.nan
+    ) -> Any:
+        """An `astropy.nddata.Cutout2D` of a 2-D image, fetching only its pixels.
+
+        Parameters
+        ----------
+        position : `~astropy.coordinates.SkyCoord` or (x, y)
+            The centre: a sky position (needs a celestial WCS) or a pixel pair.
+        size : int, pair, or `~astropy.units.Quantity`
+            ``(ny, nx)`` pixels, or angles, as `~astropy.nddata.Cutout2D` takes them.
+        mode, fill_value
+            As for `~astropy.nddata.Cutout2D` (``"trim"``, ``"partial"``, ``"strict"``).
+        """
+        return cutout(self, position, size, mode=mode, fill_value=fill_value)
 
     def summary(self) -> tuple[int, str, int, str, int, str, str]:
         """``(number, name, ver, type, cards, dimensions, format)``, as astropy's info."""

@@ -100,9 +100,10 @@ def summary_line(
 ) -> str:
     """One line: requests and bytes read, and the estimated cost when you pay for them.
 
-    >>> print(summary_line(12, 3_000_000, requester_pays=True).replace("; ", "\n"))
-    read 12 requests, 3,000,000 bytes
-    estimated requester-pays cost $0.000256 (at $0.09/GB and $0.0004 per 1,000 requests)
+    >>> summary_line(12, 3_000_000, requester_pays=False)
+    'read 12 requests, 3,000,000 bytes'
+    >>> summary_line(12, 3_000_000, requester_pays=True).split("; ")[1]
+    'estimated requester-pays cost $0.000256 (at $0.09/GB and $0.0004 per 1,000 requests)'
     """
     line = f"read {requests:,} request{'' if requests == 1 else 's'}, {nbytes:,} bytes"
     if requester_pays:

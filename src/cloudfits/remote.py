@@ -225,7 +225,7 @@ class RemoteHDU:
             return self.read(rows=[key])[0]
         return self.read(rows=key)
 
-    def summary(self) -> tuple[int, str, int, str, int, Any, str, str]:
+    def summary(self) -> tuple[int, str, Any, str, int, Any, str, str]:
         """``(number, name, ver, type, cards, dimensions, format, groups)``, as astropy.
 
         The row `astropy.io.fits.HDUList.info` shows for this HDU before its data is
@@ -255,7 +255,7 @@ class RemoteHDU:
         return (
             self.number,
             self.name,
-            self.ver,
+            header.get("EXTVER", 1),  # as astropy shows it, even when not an integer
             _TYPE_NAMES[self.kind],
             len(header),
             dims,

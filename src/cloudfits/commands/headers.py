@@ -111,9 +111,8 @@ def run(args: argparse.Namespace) -> int:
                     }
                 )
             else:
-                sys.stdout.write(f"# HDU {hdu.number} in {f.uri}:\n")
+                sys.stdout.write(f"{chr(10) if printed else ''}# HDU {hdu.number} in {f.uri}:\n")
                 sys.stdout.writelines(f"{str(c).rstrip()}\n" for c in cards)
-                sys.stdout.write("\n")
             printed += 1
     if args.json:
         write_json(found)

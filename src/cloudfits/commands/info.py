@@ -16,7 +16,7 @@ from .targets import add_target_arguments, open_targets
 
 __all__ = ["add_arguments", "describe_file", "run"]
 
-_COLUMNS = ("number", "name", "ver", "type", "cards", "dimensions", "format")
+_COLUMNS = ("number", "name", "ver", "type", "cards", "dimensions", "format", "groups")
 
 
 def describe_file(f: RemoteFITS) -> dict[str, Any]:

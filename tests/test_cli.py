@@ -32,6 +32,8 @@ from cloudfits.testing.seaweedfs import S3Server
 from .conftest import CORPUS, CORPUS_DIR, TESS_FRAMES
 
 INDEX_BUCKET = "tess-fits-cloud-index"
+FITSHEADER = "from astropy.io.fits.scripts.fitsheader import main; main()"
+CLOUDFITS_INDEX = "from cloudfits.cli import index_main; raise SystemExit(index_main())"
 # astropy rewrites this invalid file's header when it opens it (NAXIS 0 becomes 1).
 ASTROPY_REWRITES = {"invalid/group_invalid.fits"}
 
@@ -359,7 +361,7 @@ def test_seed_tutorial_commands(tess_bucket: str, tess_cube: Path) -> None:
     """The tutorial's indexing command, then info and headers of what it indexed."""
     done = subprocess.run(
         [
-            sys.executable, "-c", "from cloudfits.cli import index_main; raise SystemExit(index_main())",
+            sys.executable, "-c", CLOUDFITS_INDEX,
             "--provider", "s3", "--index-bucket-name", INDEX_BUCKET,
             "--fits-files-directory", str(tess_cube.parent), "--data-bucket-path", tess_bucket,
         ],

@@ -25,7 +25,7 @@ import pytest
 from astropy.io import fits
 
 from cloudfits.cli import COMMANDS
-from cloudfits.commands.cost import estimated_cost
+from cloudfits.commands.cost import estimated_cost, format_usd
 from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server
 
@@ -259,7 +259,7 @@ def test_index_requester_pays_prints_the_cost(tess_bucket: str, s3_server: S3Ser
     requests, nbytes = _summary(done.stderr)
     assert (requests, nbytes) == (report["requests"], report["bytes"])
     cost = estimated_cost(nbytes, requests, 1000, 0.0004)
-    assert f"estimated requester-pays cost ${cost:.3g} (at $1000/GB" in done.stderr
+    assert f"estimated requester-pays cost {format_usd(cost)} (at $1000/GB" in done.stderr
     # Without requester-pays there is no cost line.
     plain = cloudfits("index", tess_bucket + "/", "--index-uri", uri)
     assert plain.returncode == 0, plain.stderr

@@ -41,6 +41,7 @@ __all__ = [
     "build_parser",
     "command_parser",
     "index_main",
+    "index_parser",
     "main",
     "print_providers",
 ]
@@ -176,12 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _dispatch(args, args.parser)
 
 
-def index_main(argv: Sequence[str] | None = None) -> int:
-    """``cloudfits-index``: the same as ``cloudfits index``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["providers"]:
-        print_providers()
-        return EXIT_OK
+def index_parser() -> argparse.ArgumentParser:
+    """The parser of ``cloudfits-index``: ``cloudfits index`` under its own name."""
     parser = argparse.ArgumentParser(
         prog="cloudfits-index",
         description="Index FITS files by their headers and store the index with a provider.",
@@ -189,6 +186,16 @@ def index_main(argv: Sequence[str] | None = None) -> int:
     )
     _add_index_arguments(parser)
     parser.set_defaults(run=run_index)
+    return parser
+
+
+def index_main(argv: Sequence[str] | None = None) -> int:
+    """``cloudfits-index``: the same as ``cloudfits index``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["providers"]:
+        print_providers()
+        return EXIT_OK
+    parser = index_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING)
     return _dispatch(args, parser)

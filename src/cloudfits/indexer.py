@@ -107,7 +107,7 @@ def find_fits_objects(
 
     Parameters
     ----------
-    source : str or path
+    source : str or os.PathLike
         As for `build_index`.
     suffixes : iterable of str
         Name endings (case-insensitive) of the objects to keep.
@@ -154,7 +154,7 @@ def build_index(
 
     Parameters
     ----------
-    source : str or path
+    source : str or os.PathLike
         A local file or directory (searched recursively), or a remote prefix such as
         ``"s3://bucket/prefix/"``: every object below it whose name ends in one of
         ``suffixes`` is indexed. Or what `find_fits_objects` found (then
@@ -217,7 +217,7 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
 
     Parameters
     ----------
-    uri : str or path
+    uri : str or os.PathLike
         Where the index is: ``s3://bucket/cloudfits-index.json``, ``https://...``, a path.
     **options
         Options of the index's provider. They are also used to read the data when the

@@ -61,14 +61,17 @@ class Section:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The image's numpy shape."""
         return self._hdu.shape
 
     @property
     def dtype(self) -> np.dtype[Any]:
+        """The type of the values returned."""
         return self._hdu.dtype
 
     @property
     def ndim(self) -> int:
+        """Number of axes."""
         return len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -97,10 +100,12 @@ class RemoteHDU:
 
     @cached_property
     def kind(self) -> HDUKind:
+        """What the header says this HDU is (`~cloudfits.geometry.HDUKind`)."""
         return hdu_kind(self.header)
 
     @property
     def name(self) -> str:
+        """EXTNAME; ``"PRIMARY"`` for HDU 0 without one, else ``""``."""
         default = "PRIMARY" if self.number == 0 else ""
         return str(self.header.get("EXTNAME", default)).strip()
 
@@ -112,6 +117,7 @@ class RemoteHDU:
 
     @property
     def is_image(self) -> bool:
+        """True for primary and image HDUs (read with ``section``)."""
         return self.kind.is_image
 
     @cached_property
@@ -131,6 +137,7 @@ class RemoteHDU:
 
     @property
     def ndim(self) -> int:
+        """Number of axes of ``shape``."""
         return len(self.shape)
 
     @property
@@ -373,7 +380,7 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
 
     Parameters
     ----------
-    uri : str or path
+    uri : str or os.PathLike
         ``s3://bucket/key.fits``, ``https://host/file.fits``, a local path, ...
     **options
         Provider options (``requester_pays=True``, ``endpoint_url=...``), and the fetch

@@ -11,6 +11,7 @@ pay no transfer charge: set the price per GB to 0 there.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from .common import UsageError
@@ -22,6 +23,8 @@ __all__ = [
     "PRICE_PER_GB_ENV",
     "add_cost_arguments",
     "estimated_cost",
+    "format_usd",
+    "plural",
     "prices",
     "summary_line",
 ]
@@ -90,6 +93,24 @@ def estimated_cost(
     return nbytes / GB * price_per_gb + requests / 1000 * price_per_1000_requests
 
 
+def format_usd(amount: float) -> str:
+    """Dollars with cents, or two significant digits below a cent (no exponent).
+
+    >>> format_usd(3.6912), format_usd(0.0000042613), format_usd(0)
+    ('$3.69', '$0.0000043', '$0')
+    """
+    if amount == 0:
+        return "$0"
+    if amount >= 0.01:
+        return f"${amount:,.2f}"
+    return f"${amount:.{1 - math.floor(math.log10(amount))}f}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 request"``, ``"2 requests"``, with thousands separators."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def summary_line(
     requests: int,
     nbytes: int,
@@ -103,13 +124,13 @@ def summary_line(
     >>> summary_line(12, 3_000_000, requester_pays=False)
     'read 12 requests, 3,000,000 bytes'
     >>> summary_line(12, 3_000_000, requester_pays=True).split("; ")[1]
-    'estimated requester-pays cost $0.000256 (at $0.09/GB and $0.0004 per 1,000 requests)'
+    'estimated requester-pays cost $0.00026 (at $0.09/GB and $0.0004 per 1,000 requests)'
     """
-    line = f"read {requests:,} request{'' if requests == 1 else 's'}, {nbytes:,} bytes"
+    line = f"read {plural(requests, 'request')}, {nbytes:,} bytes"
     if requester_pays:
         cost = estimated_cost(nbytes, requests, price_per_gb, price_per_1000_requests)
         line += (
-            f"; estimated requester-pays cost ${cost:.3g} (at ${price_per_gb:g}/GB"
+            f"; estimated requester-pays cost {format_usd(cost)} (at ${price_per_gb:g}/GB"
             f" and ${price_per_1000_requests:g} per 1,000 requests)"
         )
     return line

@@ -28,7 +28,7 @@ from .common import (
     provider_flags,
     write_json,
 )
-from .cost import add_cost_arguments, estimated_cost, prices
+from .cost import add_cost_arguments, estimated_cost, format_usd, plural, prices
 from .providers import print_providers
 
 __all__ = ["add_arguments", "dry_run_report", "run"]
@@ -136,16 +136,16 @@ def _print_dry_run(report: dict[str, Any], index_uri: str, cost: float | None) -
     for item in report["objects"]:
         print(f"{item['size']:>16,}  {item['path']}")
     print(
-        f"would index {report['count']} objects ({report['data_bytes']:,} bytes of data)"
+        f"would index {plural(report['count'], 'object')} ({report['data_bytes']:,} bytes of data)"
         f" from {report['source']}"
     )
     print(
-        f"would read headers only: at least {report['min_requests']} requests and"
+        f"would read headers only: at least {plural(report['min_requests'], 'request')} and"
         f" {report['min_header_bytes']:,} bytes (one read of up to"
         f" {report['read_per_header']:,} bytes per object, one more per header beyond it)"
     )
     if cost is not None:
-        print(f"estimated requester-pays cost: at least ${cost:.3g}")
+        print(f"estimated requester-pays cost: at least {format_usd(cost)}")
     if index_uri:
         print(f"would write the index to {index_uri}")
     print("dry run: nothing was read or written")

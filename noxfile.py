@@ -1,6 +1,7 @@
 """Sessions: lint, tests, tests_plugin, docs, build, demo.
 
-``nox -s lint tests docs`` is what CI runs; extra arguments go to pytest (``nox -s tests -- -k s3``).
+``nox -s lint tests docs`` is what CI runs; extra arguments go to pytest
+(``nox -s tests -- -k s3``).
 """
 
 from __future__ import annotations

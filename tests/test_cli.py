@@ -32,6 +32,7 @@ from cloudfits.testing.seaweedfs import S3Server
 from .conftest import CORPUS, CORPUS_DIR, TESS_FRAMES
 
 INDEX_BUCKET = "tess-fits-cloud-index"
+CLOUDFITS = [sys.executable, "-m", "cloudfits"]
 FITSHEADER = "from astropy.io.fits.scripts.fitsheader import main; main()"
 CLOUDFITS_INDEX = "from cloudfits.cli import index_main; raise SystemExit(index_main())"
 # astropy rewrites this invalid file's header when it opens it (NAXIS 0 becomes 1).
@@ -316,16 +317,13 @@ def test_dry_run_lists_and_reads_nothing(
     assert "nothing was read or written" in text.stdout
 
 
-def _run_on_a_terminal(*argv: str) -> tuple[int, str]:
-    """Run the command with standard error on a pseudo-terminal; return its output."""
+def _run_on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run a command with standard error on a pseudo-terminal; return what it showed."""
     leader, follower = pty.openpty()
     # A new terminal has 0 columns, where tqdm draws nothing: give it a usual size.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     process = subprocess.Popen(
-        [sys.executable, "-m", "cloudfits", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=follower,
-        env=os.environ.copy(),
+        argv, stdout=subprocess.DEVNULL, stderr=follower, env=os.environ.copy()
     )
     os.close(follower)
     chunks = []
@@ -343,10 +341,11 @@ def _run_on_a_terminal(*argv: str) -> tuple[int, str]:
 
 def test_progress_bar_only_on_a_terminal(tess_bucket: str, s3_server: S3Server) -> None:
     uri = f"s3://{INDEX_BUCKET}/cli-progress.json"
-    code, terminal = _run_on_a_terminal("index", tess_bucket + "/", "--index-uri", uri)
+    argv = [*CLOUDFITS, "index", tess_bucket + "/", "--index-uri", uri]
+    code, terminal = _run_on_a_terminal(argv)
     assert code == 0, terminal
     assert re.search(r"indexing: .*/1 ", terminal), terminal
-    code, quiet = _run_on_a_terminal("index", tess_bucket + "/", "--index-uri", uri, "--quiet")
+    code, quiet = _run_on_a_terminal([*argv, "--quiet"])
     assert code == 0, quiet
     assert quiet.strip() == ""
     piped = cloudfits("index", tess_bucket + "/", "--index-uri", uri)
@@ -377,3 +376,27 @@ def test_seed_tutorial_commands(tess_bucket: str, tess_cube: Path) -> None:
     headers = cloudfits("headers", index, "-e", "1", "-k", "NAXIS4")
     assert headers.returncode == 0, headers.stderr
     assert re.search(r"^NAXIS4  =\s+64$", headers.stdout, re.MULTILINE), headers.stdout
+
+
+READ_WITH_PROGRESS = """
+import sys
+import cloudfits
+from cloudfits.commands.common import read_progress
+f = cloudfits.open(sys.argv[1], max_concurrency=1, max_part=4096)
+with read_progress(f.stats, f[1].size, desc="cutout"):
+    f[1].section[...]
+print(f.stats.bytes, file=sys.stderr)
+"""
+
+
+def test_read_progress_shows_the_bytes_of_a_large_read(tess_bucket: str, tess_cube: Path) -> None:
+    """The bar that cutout and verify use follows a file's counters while it reads."""
+    uri = f"{tess_bucket}/{tess_cube.name}"
+    code, terminal = _run_on_a_terminal([sys.executable, "-c", READ_WITH_PROGRESS, uri])
+    assert code == 0, terminal
+    with fits.open(tess_cube) as hdul:
+        data_size = hdul[1].size
+    assert re.search(r"cutout: .*B/", terminal), terminal
+    # The last line is the total: the image's bytes plus the header scan (three HDUs).
+    total = int(terminal.strip().splitlines()[-1].strip())
+    assert data_size < total <= data_size + 3 * 46080

@@ -29,10 +29,3 @@ nitpicky = False
 intersphinx_mapping: dict[str, tuple[str, None]] = {}
 html_theme = "alabaster"
 exclude_patterns = ["_build"]
-
-# Doctests: astropy's and numpy's reprs are compared as printed by the versions installed.
-doctest_default_flags = 0
-doctest_global_setup = """
-import warnings
-warnings.simplefilter("ignore", DeprecationWarning)
-"""

@@ -1,6 +1,7 @@
 """Sessions: lint, tests, tests_plugin, docs, build, demo.
 
-``nox -s tests`` is what CI runs; extra arguments go to pytest (``nox -s tests -- -k s3``).
+``nox -s lint tests docs`` is what CI runs; extra arguments go to pytest
+(``nox -s tests -- -k s3``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
@@ -24,8 +25,8 @@ PLUGINS = (
 def lint(session: nox.Session) -> None:
     """ruff (lint and format check) and mypy."""
     session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "docs", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "docs", "noxfile.py")
     session.run("mypy")
 
 
@@ -44,11 +45,17 @@ def tests_plugin(session: nox.Session, plugin: str) -> None:
     session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
 
 
-@nox.session(default=False)
+@nox.session
 def docs(session: nox.Session) -> None:
-    """Build the Sphinx docs, warnings as errors."""
-    session.install("-e", ".", "sphinx>=7")
-    session.run("sphinx-build", "-W", "-b", "html", "docs", "docs/_build/html")
+    """Build the Sphinx docs (warnings as errors) and run their doctests.
+
+    The getting-started doctests start a local S3 server, so the test extra is needed.
+    """
+    session.install("-e", ".[test]", "sphinx>=7")
+    for builder in ("html", "doctest"):
+        session.run(
+            "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
+        )
 
 
 @nox.session(default=False)

@@ -82,6 +82,7 @@ class FetchOptions:
         return replace(self, **changes).validated() if changes else self
 
     def validated(self) -> FetchOptions:
+        """Return ``self``, or raise ``ValueError`` when a value is out of range."""
         if self.max_gap < 0 or self.max_part < 1 or self.max_concurrency < 1:
             raise ValueError(
                 f"invalid fetch options {self}: max_gap >= 0, max_part >= 1,"

@@ -40,6 +40,10 @@ _TYPE_NAMES = {
 }
 
 
+# astropy's HDUList.info row layout.
+_INFO_ROW = "{:3d}  {:10}  {:3} {:11}  {:5d}   {}   {}   {}"
+
+
 def _split_fetch_options(options: dict[str, Any]) -> tuple[FetchOptions, dict[str, Any]]:
     tuning = {k: options.pop(k) for k in _FETCH_KEYS if k in options}
     return FetchOptions.from_environment().updated(**tuning), options
@@ -62,14 +66,17 @@ class Section(_AstropySection):  # type: ignore[misc]
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The image's numpy shape."""
         return self._hdu.shape
 
     @property
     def dtype(self) -> np.dtype[Any]:
+        """The type of the values returned."""
         return self._hdu.dtype
 
     @property
     def ndim(self) -> int:
+        """Number of axes."""
         return len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -113,6 +120,7 @@ class RemoteHDU:
 
     @cached_property
     def kind(self) -> HDUKind:
+        """What the header says this HDU is (`~cloudfits.geometry.HDUKind`)."""
         return hdu_kind(self.raw_header)
 
     @cached_property
@@ -124,8 +132,14 @@ class RemoteHDU:
 
     @property
     def name(self) -> str:
+        """EXTNAME; ``"PRIMARY"`` for HDU 0 without one, else ``""``.
+
+        For a tile-compressed image without an EXTNAME of its own (ZEXTNAME), the
+        EXTNAME of the table that holds it, as astropy names it.
+        """
         default = "PRIMARY" if self.number == 0 else ""
-        return str(self.header.get("EXTNAME", default)).strip()
+        name = self.header.get("EXTNAME", self.raw_header.get("EXTNAME", default))
+        return str(name).strip()
 
     @property
     def ver(self) -> int:
@@ -135,6 +149,7 @@ class RemoteHDU:
 
     @property
     def is_image(self) -> bool:
+        """True for primary and image HDUs (read with ``section``)."""
         return self.kind.is_image
 
     @cached_property
@@ -158,6 +173,7 @@ class RemoteHDU:
 
     @property
     def ndim(self) -> int:
+        """Number of axes of ``shape``."""
         return len(self.shape)
 
     @property
@@ -290,18 +306,43 @@ class RemoteHDU:
         """
         return cutout(self, position, size, mode=mode, fill_value=fill_value)
 
-    def summary(self) -> tuple[int, str, int, str, int, str, str]:
-        """``(number, name, ver, type, cards, dimensions, format)``, as astropy's info."""
+    def summary(self) -> tuple[int, str, Any, str, int, Any, str, str]:
+        """``(number, name, ver, type, cards, dimensions, format, groups)``, as astropy.
+
+        The row `astropy.io.fits.HDUList.info` shows for this HDU before its data is
+        read: images show the type in the file and, when BSCALE/BZERO apply, what it
+        rescales to; random groups their group count.
+        """
         header = self.header
-        if self.kind.is_table or self.kind is HDUKind.GROUPS:
+        extra = ""
+        if self.kind.is_table:
             names = self.columns
-            dims = f"{self.shape[0]}R x {len(names)}C"
+            dims: Any = f"{self.shape[0]}R x {len(names)}C"
             forms = [str(header.get(f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
-            fmt = "[" + ", ".join(forms) + "]" if self.kind.is_table else ""
+            fmt = "[" + ", ".join(forms) + "]"
         else:
-            dims = str(tuple(reversed(self.shape)))
-            fmt = self.dtype.name if self.shape else ""
-        return (self.number, self.name, self.ver, _TYPE_NAMES[self.kind], len(header), dims, fmt)
+            naxes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, header["NAXIS"] + 1)]
+            scaling = image_scaling(header)
+            fmt = scaling.raw_dtype.name if naxes and all(naxes) else ""
+            if self.kind is HDUKind.GROUPS:
+                naxes = naxes[1:]
+                fmt = scaling.dtype.name if naxes and all(naxes) else ""
+                extra = f"{header.get('GCOUNT', 1)} Groups  {header.get('PCOUNT', 0)} Parameters"
+            elif fmt and (scaling.bscale != 1 or scaling.bzero != 0):
+                rescaled = scaling.dtype if scaling.raw_dtype.kind != "f" else None
+                if rescaled is not None:
+                    fmt += f" (rescales to {rescaled.name})"
+            dims = tuple(naxes)
+        return (
+            self.number,
+            self.name,
+            header.get("EXTVER", 1),  # as astropy shows it, even when not an integer
+            _TYPE_NAMES[self.kind],
+            len(header),
+            dims,
+            fmt,
+            extra,
+        )
 
 
 class RemoteFITS:
@@ -403,8 +444,8 @@ class RemoteFITS:
         stream = sys.stdout if output is None or output is True else output
         stream.write(f"Filename: {self.uri}\n")
         stream.write("No.    Name      Ver    Type      Cards   Dimensions   Format\n")
-        for number, name, ver, kind, cards, dims, fmt in rows:
-            stream.write(f"{number:>3}  {name:<10}{ver:>3} {kind:<11}{cards:>6}   {dims}   {fmt}\n")
+        for row in rows:
+            stream.write(_INFO_ROW.format(*row) + "\n")
         return None
 
 
@@ -413,7 +454,7 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
 
     Parameters
     ----------
-    uri : str or path
+    uri : str or os.PathLike
         ``s3://bucket/key.fits``, ``https://host/file.fits``, a local path, ...
     **options
         Provider options (``requester_pays=True``, ``endpoint_url=...``), and the fetch

@@ -1,7 +1,7 @@
 """``cloudfits cutout``: a cutout around a sky position, as FITS and optionally as PNG.
 
 For a TESS cube (a 4-axis image in HDU 1 and a table in HDU 2) the FITS file is the
-target-pixel file astrocut makes (`cloudfits.tess.tess_cutout`); for any other file, the
+target-pixel file astrocut makes (`cloudfits.tess_cutout`); for any other file, the
 cutout of its first 2-D image with a celestial WCS (or ``--hdu``), with that WCS. Only
 the bytes of the cutout are read.
 """
@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CloudFitsError
+from ..errors import CloudFitsError
+from .common import add_provider_arguments, provider_flags
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``cloudfits cutout``."""
-    from .cli import _add_provider_arguments
 
     parser.add_argument("uri", help="FITS object: s3://bucket/key.fits, https://..., a path")
     parser.add_argument("--ra", type=float, required=True, help="right ascension (degrees)")
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " needs matplotlib (pip install 'cloudfits[png]')",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    _add_provider_arguments(parser)
+    add_provider_arguments(parser)
 
 
 def _is_tess_cube(f: Any) -> bool:
@@ -85,15 +85,14 @@ def run(args: argparse.Namespace) -> int:
     from astropy.coordinates import SkyCoord
     from astropy.io import fits
 
-    from .cli import _provider_flags
-    from .remote import open as open_remote
+    from ..remote import open as open_remote
 
     if args.size < 1:
         raise ValueError("--size must be at least 1")
     where = SkyCoord(args.ra * u.deg, args.dec * u.deg)
-    with open_remote(args.uri, **_provider_flags(args)) as f:
+    with open_remote(args.uri, **provider_flags(args)) as f:
         if _is_tess_cube(f) and args.hdu is None:
-            from .tess import tess_cutout
+            from ..tess import tess_cutout
 
             hdulist = tess_cutout(f, where, args.size)
             flux = np.asarray(hdulist[1].data["FLUX"], dtype=np.float64)

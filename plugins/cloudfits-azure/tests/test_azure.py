@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cloudfits_azure import AzureConfig
+from cloudfits_azure.provider import AzureProvider
 
 import cloudfits
 from cloudfits import AccessDeniedError, ProviderConfigError, StaleIndexError
 from cloudfits.plugins import get_registry
 from cloudfits.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
-from cloudfits_azure import AzureConfig
-from cloudfits_azure.provider import AzureProvider
 
 CONTAINER = "conformance"
 PUBLIC = "public-data"
@@ -107,9 +107,7 @@ def test_sas_token_reads_and_writes_only_what_it_allows(
     assert provider.get_range(f"{CONTAINER}/sas/index.json", 0, 10) == b"{}"
 
 
-def test_wrong_key_is_access_denied_without_the_key(
-    container: Any, azurite: AzuriteServer
-) -> None:
+def test_wrong_key_is_access_denied_without_the_key(container: Any, azurite: AzuriteServer) -> None:
     wrong = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
     provider = AzureProvider(AzureConfig(account_url=azurite.account_url, account_key=wrong))
     with pytest.raises(AccessDeniedError, match="account key") as caught:
@@ -158,7 +156,11 @@ def test_options(azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ProviderConfigError, match="sas_token"):
         cloudfits.open("az://c/k.fits", sas="x")
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
-    for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_URL"):
+    for name in (
+        "AZURE_STORAGE_ACCOUNT",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "AZURE_STORAGE_ACCOUNT_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ProviderConfigError, match="AZURE_STORAGE_ACCOUNT"):
         AzureProvider(AzureConfig()).head("c/k")

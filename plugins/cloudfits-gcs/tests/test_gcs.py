@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cloudfits_gcs import GCSConfig
+from cloudfits_gcs.provider import GCSProvider
 
 import cloudfits
 from cloudfits import (
@@ -18,8 +20,6 @@ from cloudfits.plugins import get_registry
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
 from cloudfits.testing.gcs import GCSServer
 from cloudfits.testing.proxy import RecordingProxy
-from cloudfits_gcs import GCSConfig
-from cloudfits_gcs.provider import GCSProvider
 
 BUCKET = "conformance"
 
@@ -105,9 +105,9 @@ def test_ranges_are_exact_on_the_wire(bucket: Any, gcs_server: GCSServer) -> Non
     bucket.blob(key).upload_from_string(bytes(range(256)) * 40)
     with RecordingProxy(gcs_server.endpoint_url) as proxy:
         provider = GCSProvider(GCSConfig(endpoint_url=proxy.url))
-        assert provider.get_range(f"{BUCKET}/{key}", 100, 2980) == (bytes(range(256)) * 40)[
-            100:2980
-        ]
+        assert (
+            provider.get_range(f"{BUCKET}/{key}", 100, 2980) == (bytes(range(256)) * 40)[100:2980]
+        )
         records = proxy.records
     assert [r.headers.get("range") for r in records] == ["bytes=100-2979"]
     assert records[0].response_bytes == 2880

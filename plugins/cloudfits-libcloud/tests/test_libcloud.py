@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cloudfits_libcloud import LibcloudConfig
+from cloudfits_libcloud.provider import LibcloudProvider
 
 import cloudfits
 from cloudfits import ProviderConfigError, StaleIndexError
@@ -16,8 +18,6 @@ from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceT
 from cloudfits.testing.moto import MotoServer
 from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server
-from cloudfits_libcloud import LibcloudConfig
-from cloudfits_libcloud.provider import LibcloudProvider
 
 BUCKET = "conformance"
 

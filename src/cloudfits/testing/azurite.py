@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,10 +89,8 @@ class AzuriteServer:
         from azure.core.exceptions import ResourceExistsError
 
         container = self.service_client().get_container_client(name)
-        try:
+        with contextlib.suppress(ResourceExistsError):
             container.create_container(public_access="container" if public else None)
-        except ResourceExistsError:
-            pass
 
     def stop(self) -> None:
         """Stop the server."""

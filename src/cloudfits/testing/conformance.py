@@ -236,7 +236,8 @@ class ProviderConformanceTests:
         first = provider.head(path).etag
         conformance_store.put("versioned.bin", b"B" * 3000)
         second = provider.head(path).etag
-        assert first and second
+        assert first
+        assert second
         assert first != second
         assert provider.get_range(path, 0, 3) == b"BBB"
         if self.can_list:

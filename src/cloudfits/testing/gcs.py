@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from dataclasses import dataclass
@@ -90,10 +91,8 @@ class GCSServer:
         """Create a bucket unless it exists."""
         from google.api_core.exceptions import Conflict
 
-        try:
+        with contextlib.suppress(Conflict):
             self.client().create_bucket(name)
-        except Conflict:
-            pass
 
     def stop(self) -> None:
         """Stop the server."""

@@ -1,4 +1,4 @@
-"""The ``az://`` provider: range reads, listing, ``head`` and ``put_index`` on Azure Blob storage."""
+"""The ``az://`` provider: range reads, listing, ``head`` and ``put_index`` on Azure Blob."""
 
 from __future__ import annotations
 

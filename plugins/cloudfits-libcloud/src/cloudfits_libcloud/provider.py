@@ -126,7 +126,7 @@ class LibcloudProvider:
         driver = self.driver
         container = Container(name=container_name, extra={}, driver=driver)
         return Object(
-            name=key, size=0, hash=None, extra={}, meta_data={}, container=container, driver=driver
+            name=key, size=0, hash="", extra={}, meta_data={}, container=container, driver=driver
         )
 
     # -------------------------------------------------------------- errors

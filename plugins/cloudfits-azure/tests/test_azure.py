@@ -17,6 +17,7 @@ from cloudfits import AccessDeniedError, ProviderConfigError, StaleIndexError
 from cloudfits.plugins import get_registry
 from cloudfits.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
+from cloudfits.testing.proxy import RecordingProxy
 
 CONTAINER = "conformance"
 PUBLIC = "public-data"
@@ -46,7 +47,9 @@ class TestAzureProvider(ProviderConformanceTests):
     @pytest.fixture
     def conformance_store(self, container: Any) -> ConformanceStore:
         prefix = f"az-{uuid.uuid4().hex[:12]}"
-        provider, path = get_registry().for_uri(f"az://{CONTAINER}/{prefix}")
+        # Small pages: the 1,100-object listing crosses page boundaries (Azurite
+        # would send all of them at once otherwise).
+        provider, path = get_registry().for_uri(f"az://{CONTAINER}/{prefix}", list_page_size=300)
         assert isinstance(provider, AzureProvider)
         return ConformanceStore(provider, path, _put(container, prefix))
 
@@ -166,3 +169,20 @@ def test_options(azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> Non
         AzureProvider(AzureConfig()).head("c/k")
     assert "secret" not in repr(AzureConfig(account_key="secret", sas_token="secret"))
     assert get_registry().by_scheme("az").name == "azure"
+
+
+def test_listing_follows_pages(container: Any, azurite: AzuriteServer) -> None:
+    prefix = f"pages-{uuid.uuid4().hex[:12]}"
+    names = [f"{CONTAINER}/{prefix}/{i}.bin" for i in range(5)]
+    for name in names:
+        container.upload_blob(name.split("/", 1)[1], b"x")
+    with RecordingProxy(azurite.account_url.rsplit("/", 1)[0]) as proxy:
+        provider = AzureProvider(
+            AzureConfig(
+                account_url=f"{proxy.url}/{ACCOUNT_NAME}", account_key=ACCOUNT_KEY, list_page_size=2
+            )
+        )
+        assert [i.path for i in provider.list(f"{CONTAINER}/{prefix}/")] == names
+        targets = [r.target for r in proxy.records]
+    assert len(targets) == 3
+    assert all("maxresults=2" in t for t in targets)

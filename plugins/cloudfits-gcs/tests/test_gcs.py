@@ -45,7 +45,9 @@ class TestGCSProvider(ProviderConformanceTests):
     @pytest.fixture
     def conformance_store(self, bucket: Any) -> ConformanceStore:
         prefix = f"gcs-{uuid.uuid4().hex[:12]}"
-        provider, path = get_registry().for_uri(f"gs://{BUCKET}/{prefix}")
+        # Small pages: the 1,100-object listing crosses page boundaries (the emulator
+        # would send all of them at once otherwise).
+        provider, path = get_registry().for_uri(f"gs://{BUCKET}/{prefix}", list_page_size=300)
         assert isinstance(provider, GCSProvider)
         return ConformanceStore(provider, path, _put(bucket, prefix))
 
@@ -120,3 +122,16 @@ def test_missing_bucket_and_bad_options(gcs_server: GCSServer) -> None:
         cloudfits.open("gs://b/k.fits", requester_pays=True)
     assert get_registry().by_scheme("gs").name == "gcs"
     assert get_registry().by_name("gcs").config_type is GCSConfig
+
+
+def test_listing_follows_pages(bucket: Any, gcs_server: GCSServer) -> None:
+    prefix = f"pages-{uuid.uuid4().hex[:12]}"
+    names = [f"{BUCKET}/{prefix}/{i}.bin" for i in range(5)]
+    for name in names:
+        bucket.blob(name.split("/", 1)[1]).upload_from_string(b"x")
+    with RecordingProxy(gcs_server.endpoint_url) as proxy:
+        provider = GCSProvider(GCSConfig(endpoint_url=proxy.url, list_page_size=2))
+        assert [i.path for i in provider.list(f"{BUCKET}/{prefix}/")] == names
+        targets = [r.target for r in proxy.records]
+    assert len(targets) == 3
+    assert all("maxResults=2" in t for t in targets)

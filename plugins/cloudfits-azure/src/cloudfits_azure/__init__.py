@@ -50,6 +50,8 @@ class AzureConfig:
         Size of the HTTP connection pool; concurrent reads use up to this many.
     timeout : float
         Seconds before a connection attempt or a read gives up.
+    list_page_size : int
+        Blobs per listing request (Azure serves at most 5,000).
     """
 
     account_name: str | None = None
@@ -60,6 +62,7 @@ class AzureConfig:
     anonymous: bool = False
     max_pool_connections: int = 64
     timeout: float = 60.0
+    list_page_size: int = 5000
 
 
 def _make_provider(config: AzureConfig, scheme: str) -> AzureProvider:

@@ -209,7 +209,10 @@ class AzureProvider:
         try:
             found = [
                 _info(container, props)
-                for props in client.list_blobs(name_starts_with=blob_prefix or None)
+                for props in client.list_blobs(
+                    name_starts_with=blob_prefix or None,
+                    results_per_page=self.config.list_page_size,
+                )
             ]
         except aexc.AzureError as err:
             raise self._error(err, prefix, "listing") from err

@@ -44,6 +44,8 @@ class GCSConfig:
         Seconds before a request gives up.
     max_pool_connections : int
         Size of the HTTP connection pool; concurrent reads use up to this many.
+    list_page_size : int
+        Objects per listing request (GCS serves at most 1,000).
     """
 
     project: str | None = None
@@ -52,6 +54,7 @@ class GCSConfig:
     anonymous: bool = False
     timeout: float = 60.0
     max_pool_connections: int = 64
+    list_page_size: int = 1000
 
 
 def _make_provider(config: GCSConfig, scheme: str) -> GCSProvider:

@@ -190,6 +190,7 @@ class GCSProvider:
                 for blob in self.client.list_blobs(
                     self.client.bucket(bucket, user_project=self.config.billing_project),
                     prefix=key_prefix or None,
+                    page_size=self.config.list_page_size,
                     timeout=self.config.timeout,
                 )
             ]

@@ -98,25 +98,19 @@ BROKEN = 'raise RuntimeError("BROKEN-PLUGIN-MARKER: this plugin cannot be import
 
 
 def _pip_install(project: Path, target: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--quiet",
-            "--no-index", "--no-deps", "--no-build-isolation",
-            "--target", str(target), str(project),
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet",
+        "--no-index", "--no-deps", "--no-build-isolation",
+        "--target", str(target), str(project),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
 
 def _project(root: Path, dist: str, entry: str, module: str, source: str) -> Path:
     project = root / dist
     project.mkdir()
-    (project / "pyproject.toml").write_text(
-        PYPROJECT.format(dist=dist, entry=entry, module=module)
-    )
+    (project / "pyproject.toml").write_text(PYPROJECT.format(dist=dist, entry=entry, module=module))
     (project / f"{module}.py").write_text(source)
     return project
 

@@ -1,4 +1,8 @@
-"""Byte-exact against astropy on every FITS file astropy ships, via file:// and s3://."""
+"""Byte-exact against astropy on every FITS file astropy ships.
+
+Through file://, s3:// and, when the cloudfits-gcs and cloudfits-azure plugins are
+installed, gs:// and az:// (skipped with the reason otherwise).
+"""
 
 from __future__ import annotations
 
@@ -20,15 +24,16 @@ from cloudfits.geometry import HDUKind
 
 from .conftest import CORPUS, CORPUS_DIR
 
-TRANSPORTS = ["file", "s3"]
+TRANSPORTS = ["file", "s3", "gs", "az"]
+CORPUS_URI_FIXTURES = {"s3": "corpus_uri", "gs": "gcs_corpus_uri", "az": "azure_corpus_uri"}
 
 
 @pytest.fixture(scope="module", params=TRANSPORTS)
 def corpus_index(request: pytest.FixtureRequest) -> cloudfits.FitsIndex:
-    """The corpus indexed locally (file://) or remotely from the S3 server (s3://)."""
+    """The corpus indexed locally (file://) or remotely from a local server."""
     if request.param == "file":
         return cloudfits.build_index(CORPUS_DIR)
-    uri = request.getfixturevalue("corpus_uri")
+    uri = request.getfixturevalue(CORPUS_URI_FIXTURES[request.param])
     return cloudfits.build_index(uri + "/")
 
 

@@ -69,7 +69,7 @@ def build_index(
     data_uri: str | None = None,
     *,
     suffixes: Iterable[str] = FITS_SUFFIXES,
-    concurrency: int = 16,
+    concurrency: int = 64,
     speculative_read: int = DEFAULT_SPECULATIVE_READ,
     stats: ReadStats | None = None,
     **options: Any,
@@ -89,7 +89,8 @@ def build_index(
     suffixes : iterable of str
         Name endings (case-insensitive) of the objects to index.
     concurrency : int
-        Objects scanned at once.
+        Objects scanned at once (each scan is a chain of dependent reads, one per
+        header not covered by an earlier read, so the objects run side by side).
     speculative_read : int
         Bytes read at once where a header starts.
     stats : ReadStats, optional

@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, tests_plugin, docs, build, demo.
+"""Sessions: lint, tests, tests_plugin, docs, build, demo, bench.
 
 ``nox -s tests`` is what CI runs; extra arguments go to pytest (``nox -s tests -- -k s3``).
 """
@@ -24,8 +24,8 @@ PLUGINS = (
 def lint(session: nox.Session) -> None:
     """ruff (lint and format check) and mypy."""
     session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "noxfile.py")
     session.run("mypy")
 
 
@@ -63,3 +63,14 @@ def demo(session: nox.Session) -> None:
     """The TESS tutorial against a local S3 server (no cloud account)."""
     session.install("-e", ".[demo]")
     session.run("cloudfits", "demo", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """cloudfits against astropy+fsspec and astrocut, at 0 and 20 ms of added latency.
+
+    Writes ``benchmarks/results/bench.{json,rst,png}``; arguments go to
+    ``python -m benchmarks.run`` (``nox -s bench -- --runs 5 --latency 50``).
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)

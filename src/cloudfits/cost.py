@@ -58,12 +58,12 @@ class CostModel:
     @property
     def gap_bytes(self) -> int:
         """Bytes that cost as much as one request: the default ``max_gap``."""
-        return int(self.request_price / self.byte_price)
+        return round(self.request_price / self.byte_price)
 
     @property
     def part_bytes(self) -> int:
         """The default ``max_part``: ``4 * request_seconds * bandwidth`` bytes."""
-        return max(1, int(4 * self.request_seconds * self.bandwidth))
+        return max(1, round(4 * self.request_seconds * self.bandwidth))
 
     def seconds(self, requests: int, nbytes: int, concurrency: int) -> float:
         """Estimated wall time of ``requests`` requests carrying ``nbytes`` bytes.

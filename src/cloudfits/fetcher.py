@@ -239,6 +239,10 @@ class ObjectReader:
         """Bytes ``[start, end)``, exactly; a short answer is retried, then an error."""
         if end <= start:
             return b""
+        if getattr(self.provider, "get_range_into", None) is not None:
+            buffer = bytearray(end - start)
+            self._fetch_into(start, end, memoryview(buffer))
+            return bytes(buffer)
         got = 0
         for _attempt in range(SHORT_READ_ATTEMPTS):
             data = self.provider.get_range(self.path, start, end, **self._provider_kwargs())
@@ -255,6 +259,12 @@ class ObjectReader:
         """
         if end <= start:
             return b""
+        into = getattr(self.provider, "get_range_into", None)
+        if into is not None:
+            buffer = bytearray(end - start)
+            got = int(into(self.path, start, memoryview(buffer), **self._provider_kwargs()))
+            self._record(got)
+            return bytes(buffer[:got])
         data = self.provider.get_range(self.path, start, end, **self._provider_kwargs())
         self._record(len(data))
         return data

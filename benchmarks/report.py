@@ -20,8 +20,12 @@ def _best_peer(tools: dict[str, Any]) -> tuple[str, float] | None:
 
 
 def table(results: dict[str, Any]) -> str:
-    """An RST grid table per latency: requests, bytes, seconds, speed-up vs best peer."""
-    header = ("task", "tool", "requests", "round trips", "bytes", "seconds", "vs best peer")
+    """An RST table per latency: requests, bytes, seconds, speed-up vs the best peer.
+
+    The speed-up of a cloudfits row is the best peer's seconds over its own; the best
+    peer (fastest of astropy and astrocut) is marked.
+    """
+    header = ("task", "tool", "requests", "round trips", "bytes", "seconds", "speed-up")
     blocks = []
     for lat in _latencies(results):
         rows: list[tuple[str, ...]] = []
@@ -34,7 +38,7 @@ def table(results: dict[str, Any]) -> str:
                 e = tools[tool]
                 speed = ""
                 if best is not None and tool in OURS:
-                    speed = f"{best[1] / e['seconds']:.1f}x faster"
+                    speed = f"{best[1] / e['seconds']:.1f}x"
                 elif best is not None and tool == best[0]:
                     speed = "best peer"
                 rows.append(

@@ -382,3 +382,16 @@ def test_dependent_round_trips_counts_chains() -> None:
     assert dependent_round_trips(together) == 1
     chain = [*together, _record(1.2, 2.0), _record(2.1, 3.0)]
     assert dependent_round_trips(chain) == 3
+
+
+def test_prestart_starts_the_threads_first() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cloudfits.fetcher import prestart
+
+    with ThreadPoolExecutor(6) as pool:
+        prestart(pool, 4)
+        assert len(pool._threads) == 4
+        prestart(pool, 100)  # no more than the pool's size
+        assert len(pool._threads) == 6
+        assert list(pool.map(lambda x: x * 2, range(10))) == [x * 2 for x in range(10)]

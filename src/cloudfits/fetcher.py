@@ -11,6 +11,7 @@ output buffer where the provider offers ``get_range_into``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -34,6 +35,7 @@ __all__ = [
     "ObjectReader",
     "Span",
     "coalesce",
+    "prestart",
     "shared_pool",
     "split_parts",
 ]
@@ -177,6 +179,7 @@ def split_parts(start: int, end: int, max_part: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
+_THREAD_PREFIX = "cloudfits"
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
@@ -189,8 +192,34 @@ def shared_pool(workers: int) -> ThreadPoolExecutor:
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None:
-            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="cloudfits")
+            pool = _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix=_THREAD_PREFIX)
         return pool
+
+
+def prestart(pool: ThreadPoolExecutor, count: int) -> None:
+    """Make sure ``pool`` has ``count`` threads running before work is submitted.
+
+    A thread pool starts a thread per submission while none is idle, and each start
+    waits for the new thread to take the GIL; when the first threads are already busy
+    that costs up to a switch interval (5 ms) per thread, so the last of 50 jobs would
+    start a quarter of a second late. Starting them all first, while idle, takes a
+    fraction of a millisecond each.
+    """
+    count = min(count, pool._max_workers)
+    if len(getattr(pool, "_threads", ())) >= count:
+        return
+    if threading.current_thread().name.startswith(_THREAD_PREFIX):
+        return  # called from a pool thread: it holds a slot the barrier would wait for
+    barrier = threading.Barrier(count + 1)
+
+    def wait() -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=1)
+
+    for _ in range(count):
+        pool.submit(wait)
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(timeout=1)
 
 
 Job = tuple[int, int, memoryview]
@@ -339,6 +368,7 @@ class ObjectReader:
                 self._fetch_into(*job)
             return
         pool = shared_pool(concurrency)
+        prestart(pool, len(jobs))
         futures: list[Future[None]] = [pool.submit(self._fetch_into, *job) for job in jobs]
         errors = [f.exception() for f in futures]
         first = next((e for e in errors if e is not None), None)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .accounting import ReadStats
 from .errors import CloudFitsError
-from .fetcher import ObjectReader
+from .fetcher import ObjectReader, prestart
 from .index import FileEntry, FitsIndex
 from .plugins import get_registry
 from .providers.base import ObjectInfo, Provider
@@ -134,7 +134,9 @@ def build_index(
 
     if not objects:
         raise CloudFitsError(f"no FITS objects ({', '.join(wanted)}) found under {text!r}")
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(objects)))) as pool:
+    workers = max(1, min(concurrency, len(objects)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="cloudfits-index") as pool:
+        prestart(pool, len(objects))
         files = list(pool.map(one, objects))
     return FitsIndex(data_uri, files)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    # On SIGTERM, unwind normally so that the S3 server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     from cloudfits.testing.proxy import RecordingProxy
     from cloudfits.testing.seaweedfs import start_seaweedfs

@@ -25,7 +25,16 @@ def table(results: dict[str, Any]) -> str:
     The speed-up of a cloudfits row is the best peer's seconds over its own; the best
     peer (fastest of astropy and astrocut) is marked.
     """
-    header = ("task", "tool", "requests", "round trips", "bytes", "seconds", "speed-up")
+    header = (
+        "task",
+        "tool",
+        "requests",
+        "round trips",
+        "bytes",
+        "seconds",
+        "client CPU",
+        "speed-up",
+    )
     blocks = []
     for lat in _latencies(results):
         rows: list[tuple[str, ...]] = []
@@ -49,6 +58,7 @@ def table(results: dict[str, Any]) -> str:
                         f"{e['round_trips']}",
                         f"{e['bytes']:,}",
                         f"{e['seconds']:.3f}",
+                        f"{e['cpu']:.3f}" if "cpu" in e else "",
                         speed,
                     )
                 )

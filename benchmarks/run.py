@@ -88,6 +88,7 @@ def _one_run(
         process.wait(timeout=120)
     return {
         "seconds": outcome["seconds"],
+        "cpu": outcome["cpu"],
         "ok": outcome["ok"],
         "requests": len(records),
         "bytes": sum(r.response_bytes for r in records),
@@ -98,6 +99,7 @@ def _one_run(
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "seconds": statistics.median(r["seconds"] for r in runs),
+        "cpu": statistics.median(r["cpu"] for r in runs),
         "requests": int(statistics.median(r["requests"] for r in runs)),
         "bytes": int(statistics.median(r["bytes"] for r in runs)),
         "round_trips": int(statistics.median(r["round_trips"] for r in runs)),
@@ -123,7 +125,8 @@ def _measure(
             print(
                 f"{latency:>4.0f} ms  {task:<9} {tool:<16} {entry['requests']:>6} req"
                 f" {entry['bytes']:>11,} B {entry['round_trips']:>4} rt"
-                f" {entry['seconds']:8.3f} s  {'ok' if entry['ok'] else 'WRONG'}",
+                f" {entry['seconds']:8.3f} s (cpu {entry['cpu']:.3f} s)"
+                f"  {'ok' if entry['ok'] else 'WRONG'}",
                 flush=True,
             )
 

@@ -211,14 +211,14 @@ def main(argv: list[str]) -> int:
         run = _astrocut(tool, task, meta)
     print("READY", flush=True)
     sys.stdin.readline()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = run()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     try:
         ok, error = check(task, result, meta), ""
     except Exception as err:  # a result of the wrong shape or type is a wrong result
         ok, error = False, f"{type(err).__name__}: {err}"
-    print(json.dumps({"seconds": seconds, "ok": ok, "error": error}), flush=True)
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "ok": ok, "error": error}), flush=True)
     return 0
 
 

@@ -124,6 +124,14 @@ def acceptance(results: dict[str, Any]) -> list[str]:
             f" {idx['seconds']:.3f} s <= 3 x {deepest} HDUs x {round_trip * 1000:.0f} ms"
             f" = {limit:.3f} s ({idx['round_trips']} dependent round trips)"
         )
+        floor = results.get(min(_latencies(results), key=float), {}).get("indexing", {})
+        base = floor.get("cloudfits-index")
+        if base is not None and base is not idx:
+            out.append(
+                f"       same at the lowest latency: {base['seconds']:.3f} s for"
+                f" {base['requests']} requests (the store's and proxy's throughput here);"
+                f" client CPU {idx.get('cpu', float('nan')):.3f} s"
+            )
         hdus = ideal["indexing"]["hdus"]
         if hdus:
             per = idx["bytes"] / hdus

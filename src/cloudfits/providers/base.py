@@ -41,6 +41,11 @@ class Provider(Protocol):
     Ranges are half-open: ``get_range(path, start, end)`` returns bytes
     ``[start, min(end, size))``, which is empty when ``start >= size``. Paths are what
     follows ``scheme://`` in a URI.
+
+    A provider may also offer ``get_range_into(path, start, out, *, etag=None) -> int``:
+    fill the writable buffer ``out`` with the bytes from ``start`` (fewer at the end of
+    the object) and return how many were written. The range engine uses it when present,
+    so the body goes from the network into the result array with no copy.
     """
 
     def get_range(self, path: str, start: int, end: int) -> bytes:

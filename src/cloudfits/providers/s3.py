@@ -18,10 +18,13 @@ from ..errors import (
     ObjectNotFoundError,
     ProviderError,
     RangeResponseError,
+    StaleIndexError,
 )
 from ..hookspecs import hookimpl
 from ..plugins import ProviderRegistry
 from .base import ObjectInfo, ProviderSpec
+from .s3fast import URL_SECONDS, PresignedReads
+from .streams import copy_into, read_body_into
 
 __all__ = ["S3Config", "S3Provider", "split_bucket_key"]
 
@@ -66,6 +69,10 @@ class S3Config:
         Seconds before a connection attempt or a read gives up.
     max_attempts : int
         Attempts per request for throttling and transient errors (boto3 standard mode).
+    presigned_reads : bool
+        Read data ranges through one presigned URL per object and a plain urllib3 pool
+        (see `cloudfits.providers.s3fast`), which saves about 3 ms of CPU per request;
+        anything unexpected falls back to boto3. Set False to use boto3 for every read.
     """
 
     requester_pays: bool = False
@@ -77,6 +84,7 @@ class S3Config:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5
+    presigned_reads: bool = True
 
 
 def split_bucket_key(path: str) -> tuple[str, str]:
@@ -100,6 +108,16 @@ class S3Provider:
         self._uri_prefix = uri_prefix
         self._client_lock = threading.Lock()
         self._client: Any = None
+        self._fast: PresignedReads | None = None
+        if config.presigned_reads:
+            signed = {"x-amz-request-payer": "requester"} if config.requester_pays else {}
+            self._fast = PresignedReads(
+                self._presign,
+                signed,
+                pool_size=config.max_pool_connections,
+                connect_timeout=config.connect_timeout,
+                read_timeout=config.read_timeout,
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
@@ -123,8 +141,9 @@ class S3Provider:
             "read_timeout": c.read_timeout,
             "retries": {"max_attempts": c.max_attempts, "mode": "standard"},
         }
-        if c.anonymous:
-            options["signature_version"] = UNSIGNED
+        # Signature version 4 for requests and presigned URLs alike (boto3 would
+        # presign with the legacy version 2 for some endpoints).
+        options["signature_version"] = UNSIGNED if c.anonymous else "s3v4"
         client = session.client(
             "s3",
             region_name=region,
@@ -134,6 +153,16 @@ class S3Provider:
         if c.requester_pays:
             client.meta.events.register("before-sign.s3", _add_requester_pays)
         return client
+
+    def _presign(self, path: str) -> str | None:
+        bucket, key = split_bucket_key(path)
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_SECONDS
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            return None  # the botocore path reports the problem
+        return url
 
     def _uri(self, path: str) -> str:
         return self._uri_prefix + path
@@ -196,6 +225,65 @@ class S3Provider:
             # The whole object came back (the store ignored the range).
             data = data[start:end]
         return data
+
+    def get_range_into(
+        self, path: str, start: int, out: memoryview, *, etag: str | None = None
+    ) -> int:
+        """Read bytes from ``start`` straight into ``out``; return how many were written.
+
+        The body is read from the socket into ``out`` without an intermediate copy.
+        With ``etag``, the read is conditional (``If-Match``) and a changed object
+        raises `~cloudfits.errors.StaleIndexError`.
+        """
+        if start < 0:
+            raise ValueError(f"invalid start {start} for {self._uri(path)}")
+        end = start + len(out)
+        if end == start:
+            return 0
+        if self._fast is not None:
+            got = self._fast.read_into(path, start, out, etag=etag, uri=self._uri(path))
+            if got is not None:
+                return got
+        bucket, key = split_bucket_key(path)
+        what = f"reading bytes [{start}, {end}) of"
+        request: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Range": f"bytes={start}-{end - 1}",
+        }
+        if etag is not None:
+            request["IfMatch"] = f'"{etag}"'
+        try:
+            response = self.client.get_object(**request)
+            body = response["Body"]
+            try:
+                content_range = response.get("ContentRange")
+                if content_range:
+                    match = _CONTENT_RANGE.match(content_range)
+                    if match is None or int(match.group(1)) != start:
+                        raise RangeResponseError(
+                            f"{self.scheme}: {self._uri(path)}: asked for bytes"
+                            f" [{start}, {end}), the answer is {content_range!r}"
+                        )
+                    raw = getattr(body, "_raw_stream", None)
+                    if raw is not None:
+                        return read_body_into(raw, out)
+                    return copy_into(body.read(), out)
+                # The whole object came back (the store ignored the range).
+                return copy_into(body.read()[start:end], out)
+            finally:
+                body.close()
+        except botocore.exceptions.ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code == "InvalidRange":
+                return 0
+            if code in ("PreconditionFailed", "412"):
+                raise StaleIndexError(
+                    f"{self._uri(path)} changed since it was indexed (ETag is no longer {etag!r})"
+                ) from err
+            raise self._error(err, path, what) from err
+        except botocore.exceptions.BotoCoreError as err:
+            raise self._error(err, path, what) from err
 
     def head(self, path: str) -> ObjectInfo:
         bucket, key = split_bucket_key(path)

@@ -15,7 +15,7 @@ from .errors import CloudFitsError, ProviderConfigError
 from .indexer import DEFAULT_INDEX_NAME, build_index
 from .plugins import get_registry
 from .providers.base import ProviderSpec
-from .uri import is_uri, split_uri
+from .uri import is_uri, redact_uri, split_uri
 
 __all__ = ["index_main", "main"]
 
@@ -145,11 +145,11 @@ def run_index(args: argparse.Namespace) -> int:
     if not args.quiet:
         hdus = sum(len(f.hdus) for f in index.files)
         print(
-            f"indexed {len(index.files)} files ({hdus} HDUs) from {source}:"
+            f"indexed {len(index.files)} files ({hdus} HDUs) from {redact_uri(source)}:"
             f" {stats.requests} requests, {stats.bytes} bytes read"
         )
         print(f"data URI: {index.data_uri}")
-        print(f"index written to {index_uri}")
+        print(f"index written to {redact_uri(index_uri)}")
     return EXIT_OK
 
 

@@ -10,7 +10,9 @@ their parts arrive in parallel. All parts of a read are in flight at once, up to
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -20,13 +22,15 @@ import numpy as np
 from .accounting import ReadStats, process_stats
 from .errors import CloudFitsError, RangeResponseError
 from .providers.base import Provider
+from .retry import RETRYABLE_ERRORS, RetryPolicy
 
 __all__ = ["FetchOptions", "ObjectReader", "Span", "coalesce", "split_parts"]
 
 DEFAULT_MAX_GAP = 4096
 DEFAULT_MAX_PART = 8 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY = 16
-SHORT_READ_ATTEMPTS = 3
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,9 @@ def split_parts(start: int, end: int, max_part: int) -> list[tuple[int, int]]:
 class ObjectReader:
     """Reads byte ranges of one object through a provider, counting every request.
 
+    Every read is exact or fails: the length of each answer is checked (providers
+    check ``Content-Range``), and transient failures are retried under ``retry``.
+
     Parameters
     ----------
     provider : Provider
@@ -133,6 +140,11 @@ class ObjectReader:
         The object's URI, used in messages.
     stats : sequence of ReadStats
         Counters to update besides the process-wide one.
+    etag : str, optional
+        The entity tag the object had when it was indexed: every read is pinned to it,
+        and a changed object raises `cloudfits.StaleIndexError`.
+    retry : RetryPolicy, optional
+        The retry budget of each read (default: `RetryPolicy.from_environment`).
     """
 
     def __init__(
@@ -141,26 +153,66 @@ class ObjectReader:
         path: str,
         uri: str,
         stats: Sequence[ReadStats] = (),
+        *,
+        etag: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.provider = provider
         self.path = path
         self.uri = uri
+        self.etag = etag
+        self.retry = retry or RetryPolicy.from_environment()
         self._stats = (process_stats, *stats)
 
+    def _get(self, start: int, end: int) -> bytes:
+        if self.etag is None:
+            return self.provider.get_range(self.path, start, end)
+        return self.provider.get_range(self.path, start, end, etag=self.etag)
+
     def read(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)``, exactly; a short answer is retried, then an error."""
+        """Bytes ``[start, end)``, exactly, or an error; never fewer or other bytes.
+
+        Raises
+        ------
+        RangeResponseError
+            When every attempt answered with the wrong bytes.
+        TransientProviderError
+            When the store kept failing past the retry budget.
+        StaleIndexError
+            When the object is no longer the version pinned by ``etag``.
+        """
         if end <= start:
             return b""
-        for _attempt in range(SHORT_READ_ATTEMPTS):
-            data = self.provider.get_range(self.path, start, end)
-            for stats in self._stats:
-                stats.record(len(data))
-            if len(data) == end - start:
+        policy = self.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                data = self._get(start, end)
+                for stats in self._stats:
+                    stats.record(len(data))
+                if len(data) != end - start:
+                    raise RangeResponseError(
+                        f"{self.uri}: bytes [{start}, {end}) answered with {len(data)} bytes"
+                    )
                 return data
-        raise RangeResponseError(
-            f"{self.uri}: bytes [{start}, {end}) answered with {len(data)} bytes"
-            f" after {SHORT_READ_ATTEMPTS} attempts"
-        )
+            except RETRYABLE_ERRORS as err:
+                if policy.gives_up(attempt, started):
+                    if attempt == 1:
+                        raise
+                    raise type(err)(f"{err} (gave up after {attempt} attempts)") from err
+                delay = policy.backoff(attempt)
+                logger.debug(
+                    "%s: bytes [%d, %d), attempt %d failed (%s); retrying in %.2f s",
+                    self.uri,
+                    start,
+                    end,
+                    attempt,
+                    type(err).__name__,
+                    delay,
+                )
+                time.sleep(delay)
 
     def read_runs(
         self, base: int, run_offsets: np.ndarray, run_nbytes: int, options: FetchOptions

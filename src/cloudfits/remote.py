@@ -19,7 +19,7 @@ from .planner import plan_section
 from .plugins import get_registry
 from .scan import HDULayout, header_data_size, parse_header, scan_fits
 from .tables import header_only_hdu, read_table, row_count
-from .uri import join_uri, split_uri
+from .uri import join_uri, redact_uri, split_uri
 
 if TYPE_CHECKING:
     from .index import FileEntry, FitsIndex
@@ -278,7 +278,7 @@ class RemoteFITS:
         provider = registry.provider(registry.by_scheme(scheme), scheme, options)
         stats = ReadStats()
         uri = join_uri(index.data_uri, entry.path)
-        reader = ObjectReader(provider, path, uri, [stats])
+        reader = ObjectReader(provider, path, uri, [stats], etag=entry.etag)
         return cls(
             reader,
             entry.hdus,
@@ -351,16 +351,18 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
         options ``max_gap``, ``max_part``, ``max_concurrency``.
     """
     text = os.fspath(uri)
+    shown = redact_uri(text)
     fetch_options, options = _split_fetch_options(dict(options))
     provider, path = get_registry().for_uri(text, **options)
     stats = ReadStats()
-    reader = ObjectReader(provider, path, text, [stats])
     info = provider.head(path)
-    layouts = scan_fits(reader.read, info.size, name=text)
+    # Every read is pinned to the version whose headers are scanned now.
+    reader = ObjectReader(provider, path, shown, [stats], etag=info.etag)
+    layouts = scan_fits(reader.read, info.size, name=shown)
     return RemoteFITS(
         reader,
         layouts,
-        uri=text,
+        uri=shown,
         size=info.size,
         etag=info.etag,
         fetch_options=fetch_options,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import IndexFormatError
+from .index_schema import parse_index_document, validate_index_document
 from .scan import BLOCK, CARD, HDULayout, padded
 
 if TYPE_CHECKING:
@@ -190,15 +191,7 @@ class FitsIndex:
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> FitsIndex:
         """Parse and check an index document (JSON, or gzip-compressed JSON)."""
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as err:
-                raise IndexFormatError(f"{source}: broken gzip data: {err}") from err
-        try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise IndexFormatError(f"{source}: not JSON: {err}") from err
+        document = parse_index_document(data, source=source)
         return cls.from_dict(document, source=source)
 
     @classmethod
@@ -212,6 +205,7 @@ class FitsIndex:
                 f"{source}: index format version {version!r} is not supported"
                 f" (this cloudfits reads version {FORMAT_VERSION}); upgrade cloudfits"
             )
+        validate_index_document(document, source=source)
         data_uri = _field(document, "data_uri", str, source)
         files_raw = _field(document, "files", list, source)
         files = [_file_entry(raw, f"{source}: files[{i}]") for i, raw in enumerate(files_raw)]
@@ -255,7 +249,13 @@ def _file_entry(raw: Any, where: str) -> FileEntry:
     path = _field(raw, "path", str, where)
     where = f"{where} ({path!r})"
     parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or ".." in parts or posixpath.isabs(path):
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or any(p in ("", ".", "..") for p in parts)
+        or posixpath.isabs(path)
+    ):
         raise IndexFormatError(f"{where}: path must be relative and must not contain '..'")
     size = _field(raw, "size", int, where)
     if size < 0:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from . import verify
 from .accounting import ReadStats
 from .errors import CloudFitsError, ProviderConfigError
 from .indexer import DEFAULT_INDEX_NAME, build_index
@@ -175,6 +176,8 @@ def _run(func: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -
 def index_main(argv: Sequence[str] | None = None) -> int:
     """``cloudfits-index``: index FITS files and store the index with a provider."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--verify" in argv:
+        return verify.index_verify_main(argv)
     if argv[:1] == ["providers"]:
         print_providers()
         return EXIT_OK
@@ -220,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     info_parser.add_argument("uri")
     _add_provider_arguments(info_parser)
     info_parser.set_defaults(func=_run_info)
+    verify_parser = sub.add_parser("verify", help="check an index against its store")
+    verify.add_arguments(verify_parser)
+    verify_parser.set_defaults(func=verify.run)
     demo_parser = sub.add_parser(
         "demo", help="run the TESS tutorial against a local S3 server it starts itself"
     )

@@ -56,7 +56,7 @@ class HTTPSConfig:
     read_timeout: float = 60.0
     max_attempts: int = 5
     verify: bool = True
-    headers: Mapping[str, str] | None = field(default=None, repr=False)
+    headers: Mapping[str, str] | None = field(default=None, repr=False, hash=False)
 
 
 def _etag(value: str | None) -> str | None:

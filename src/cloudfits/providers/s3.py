@@ -141,7 +141,7 @@ class S3Provider:
             "max_pool_connections": c.max_pool_connections,
             "connect_timeout": c.connect_timeout,
             "read_timeout": c.read_timeout,
-            "retries": {"max_attempts": c.max_attempts, "mode": "standard"},
+            "retries": {"total_max_attempts": c.max_attempts, "mode": "standard"},
         }
         if c.anonymous:
             options["signature_version"] = UNSIGNED

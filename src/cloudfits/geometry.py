@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from astropy.io.fits import Header
 
+from .errors import FitsFormatError
+
 __all__ = [
     "BITPIX_DTYPES",
     "HDUKind",
@@ -72,7 +74,7 @@ def hdu_kind(header: Header) -> HDUKind:
 def _int_card(header: Header, key: str, default: int | None = None) -> int:
     value = header.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{key} must be an integer, not {value!r}")
+        raise FitsFormatError(f"{key} must be an integer, not {value!r}")
     return int(value)
 
 
@@ -80,18 +82,18 @@ def axis_lengths(header: Header) -> list[int]:
     """NAXIS1..NAXISn in FITS order, validated."""
     naxis = _int_card(header, "NAXIS")
     if not 0 <= naxis <= MAX_NAXIS:
-        raise ValueError(f"NAXIS = {naxis} is outside 0..{MAX_NAXIS}")
+        raise FitsFormatError(f"NAXIS = {naxis} is outside 0..{MAX_NAXIS}")
     lengths = [_int_card(header, f"NAXIS{i}") for i in range(1, naxis + 1)]
     for i, n in enumerate(lengths, 1):
         if n < 0:
-            raise ValueError(f"NAXIS{i} = {n} is negative")
+            raise FitsFormatError(f"NAXIS{i} = {n} is negative")
     return lengths
 
 
 def bitpix(header: Header) -> int:
     value = _int_card(header, "BITPIX")
     if value not in BITPIX_DTYPES:
-        raise ValueError(f"BITPIX = {value} is not one of {sorted(BITPIX_DTYPES)}")
+        raise FitsFormatError(f"BITPIX = {value} is not one of {sorted(BITPIX_DTYPES)}")
     return value
 
 
@@ -100,7 +102,7 @@ def data_size(header: Header) -> int:
 
     Raises
     ------
-    ValueError
+    FitsFormatError
         When a keyword the size depends on is missing, of the wrong type or out of range.
     """
     bits = bitpix(header)
@@ -111,7 +113,7 @@ def data_size(header: Header) -> int:
     pcount = _int_card(header, "PCOUNT", 0)
     gcount = _int_card(header, "GCOUNT", 1)
     if pcount < 0 or gcount < 0:
-        raise ValueError(f"PCOUNT = {pcount}, GCOUNT = {gcount}: must not be negative")
+        raise FitsFormatError(f"PCOUNT = {pcount}, GCOUNT = {gcount}: must not be negative")
     elements = prod(lengths[1:]) if groups else prod(lengths)
     return abs(bits) // 8 * gcount * (pcount + elements)
 

@@ -22,6 +22,7 @@ import datetime as dt
 import gzip
 import json
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "FileEntry", "FitsIndex"]
 
 END_CARD_TEXT = "END" + " " * 77
+_NON_PRINTABLE = re.compile(r"[^ -~]")
 FORMAT_NAME = "cloudfits-index"
 FORMAT_VERSION = 1
 
@@ -268,10 +270,11 @@ def _file_entry(raw: Any, where: str) -> FileEntry:
         data_offset = _field(hdu, "data_offset", int, at)
         data_size = _field(hdu, "data_size", int, at)
         header = _field(hdu, "header", str, at)
-        bad = next((i for i, c in enumerate(header) if not " " <= c <= "~"), None)
+        bad = _NON_PRINTABLE.search(header)
         if bad is not None:
             raise IndexFormatError(
-                f"{at}: header character {bad} is not printable ASCII ({header[bad]!r})"
+                f"{at}: header character {bad.start()} is not printable ASCII"
+                f" ({bad.group()!r})"
             )
         if len(header) % CARD or not header.endswith(END_CARD_TEXT):
             raise IndexFormatError(

@@ -171,9 +171,7 @@ def test_s3_and_spaces_never_show_the_keys(
     provider, path = get_registry().for_uri(f"{base}/data/a.fits", endpoint_url=endpoint)
     collector.add("provider", provider)
     collector.add("config", getattr(provider, "config", None))
-    collector.expect(
-        ObjectNotFoundError, "missing", lambda: provider.get_range(path + "x", 0, 10)
-    )
+    collector.expect(ObjectNotFoundError, "missing", lambda: provider.get_range(path + "x", 0, 10))
     collector.expect(
         StaleIndexError, "stale", lambda: provider.get_range(path, 0, 10, etag="0" * 32)
     )
@@ -198,12 +196,13 @@ def test_command_line_never_shows_the_keys(
     endpoint = canary_server.endpoint_url
     env = _credentials_env(tmp_path, SECRET)
     index_uri = f"s3://{BUCKET}/idx/cli.json"
+    source = f"s3://{BUCKET}/data/"
     runs = [
-        (0, ["index", f"s3://{BUCKET}/data/", "--index-uri", index_uri, "--endpoint-url", endpoint]),
+        (0, ["index", source, "--index-uri", index_uri, "--endpoint-url", endpoint]),
         (0, ["info", f"s3://{BUCKET}/data/a.fits", "--endpoint-url", endpoint]),
         (0, ["verify", index_uri, "--endpoint-url", endpoint, "--json"]),
         (1, ["info", f"s3://{BUCKET}/data/absent.fits", "--endpoint-url", endpoint]),
-    ]  # fmt: skip
+    ]
     for status, args in runs:
         done = _cli(args, env)
         assert done.returncode == status, done.stderr
@@ -218,11 +217,11 @@ def test_command_line_never_shows_the_keys(
 
 
 @pytest.fixture(scope="module")
-def http_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+def http_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("canary-site")
     _fits_file(root / "a.fits")
     basic = base64.b64encode(f"{HTTP_USER}:{HTTP_PASSWORD}".encode()).decode()
-    yield root, f"Basic {basic}"
+    return root, f"Basic {basic}"
 
 
 def test_https_basic_auth_in_the_url_is_never_shown(

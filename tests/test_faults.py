@@ -197,9 +197,7 @@ def report(name: str, proxy: FaultProxy, outcome: Outcome, reads: int) -> None:
     )
 
 
-def test_faults_below_the_retry_budget_never_fail(
-    corpus: Corpus, s3_server: S3Server
-) -> None:
+def test_faults_below_the_retry_budget_never_fail(corpus: Corpus, s3_server: S3Server) -> None:
     """12% of requests faulted, every kind; the retry budget absorbs them all."""
     reads = 1000
     rng = random.Random(11)

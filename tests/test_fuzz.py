@@ -8,6 +8,7 @@ environment variable ``CLOUDFITS_FUZZ_EXAMPLES`` raises them for a longer run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
 import json
@@ -84,10 +85,30 @@ _VALUES = st.one_of(
 )
 _KEYS = st.sampled_from(
     [
-        "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT", "EXTEND",
-        "GROUPS", "TFIELDS", "TFORM1", "TTYPE1", "THEAP", "ZIMAGE", "BSCALE", "BZERO",
-        "BLANK", "EXTNAME", "END", "CONTINUE", "HISTORY", "COMMENT", "HIERARCH A B",
-    ]  # fmt: skip
+        "BITPIX",
+        "NAXIS",
+        "NAXIS1",
+        "NAXIS2",
+        "NAXIS3",
+        "PCOUNT",
+        "GCOUNT",
+        "EXTEND",
+        "GROUPS",
+        "TFIELDS",
+        "TFORM1",
+        "TTYPE1",
+        "THEAP",
+        "ZIMAGE",
+        "BSCALE",
+        "BZERO",
+        "BLANK",
+        "EXTNAME",
+        "END",
+        "CONTINUE",
+        "HISTORY",
+        "COMMENT",
+        "HIERARCH A B",
+    ]
 )
 
 
@@ -115,7 +136,9 @@ def hdu_bytes(draw: Any, first: bool) -> bytes:
     header = b"".join(cards)
     if draw(st.integers(0, 19)) == 0:  # a stray byte that is not printable ASCII
         at = draw(st.integers(0, len(header) - 1))
-        header = header[:at] + bytes([draw(st.sampled_from([0, 9, 127, 200, 255]))]) + header[at + 1 :]
+        header = (
+            header[:at] + bytes([draw(st.sampled_from([0, 9, 127, 200, 255]))]) + header[at + 1 :]
+        )
     header += b" " * (-len(header) % BLOCK)
     data = b"\0" * draw(st.sampled_from([0, 0, 1, 100, BLOCK, 2 * BLOCK]))
     return header + data
@@ -134,12 +157,9 @@ def _scan(blob: bytes, claimed: int) -> None:
     def read(start: int, end: int) -> bytes:
         return blob[start:end]
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.suppress(FitsFormatError):
         warnings.simplefilter("ignore")
-        try:
-            scan_fits(read, claimed, name="fuzz.fits")
-        except FitsFormatError:
-            pass
+        scan_fits(read, claimed, name="fuzz.fits")
 
 
 @FUZZ
@@ -180,7 +200,7 @@ _TABLE = (
 
 
 def _valid_document() -> dict[str, Any]:
-    return {
+    document: dict[str, Any] = {
         "format": "cloudfits-index",
         "version": 1,
         "generator": "cloudfits test",
@@ -192,12 +212,15 @@ def _valid_document() -> dict[str, Any]:
                 "size": 5 * BLOCK,
                 "etag": "abc",
                 "hdus": [
-                    {"header_offset": 0, "data_offset": BLOCK, "data_size": 200, "header": _PRIMARY},
-                    {"header_offset": 2 * BLOCK, "data_offset": 3 * BLOCK, "data_size": 12, "header": _TABLE},
+                    {"header_offset": 0, "data_offset": BLOCK, "data_size": 200},
+                    {"header_offset": 2 * BLOCK, "data_offset": 3 * BLOCK, "data_size": 12},
                 ],
             }
         ],
-    }  # fmt: skip
+    }
+    hdus = document["files"][0]["hdus"]
+    hdus[0]["header"], hdus[1]["header"] = _PRIMARY, _TABLE
+    return document
 
 
 _JSON_LEAVES = st.one_of(

@@ -86,7 +86,11 @@ def _round(f: RemoteFITS, expected: np.ndarray, seed: int) -> int:
 def test_32_threads_share_one_remote_fits(s3_server: S3Server, cube: np.ndarray) -> None:
     index = cloudfits.build_index("s3://load/data/")
     f = index.open("cube.fits")
-    threads_before, sockets_before, rss_before = threading.active_count(), open_sockets(), rss_bytes()
+    threads_before, sockets_before, rss_before = (
+        threading.active_count(),
+        open_sockets(),
+        rss_bytes(),
+    )
     requests_before = f.stats.requests
     started = time.monotonic()
     first = _round(f, cube, seed=1)

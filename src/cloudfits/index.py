@@ -273,8 +273,7 @@ def _file_entry(raw: Any, where: str) -> FileEntry:
         bad = _NON_PRINTABLE.search(header)
         if bad is not None:
             raise IndexFormatError(
-                f"{at}: header character {bad.start()} is not printable ASCII"
-                f" ({bad.group()!r})"
+                f"{at}: header character {bad.start()} is not printable ASCII ({bad.group()!r})"
             )
         if len(header) % CARD or not header.endswith(END_CARD_TEXT):
             raise IndexFormatError(

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .errors import CloudFitsError, ObjectNotFoundError
@@ -70,18 +70,13 @@ def _data_provider(index: FitsIndex, options: dict[str, Any]) -> tuple[Provider,
 
 
 def _check(provider: Provider, path: str, entry: FileEntry) -> FileCheck:
-    known = {"size": entry.size, "etag": entry.etag, "last_modified": entry.last_modified}
+    verdict = FileCheck(entry.path, OK, entry.size, entry.etag, entry.last_modified)
     try:
         info = provider.head(path)
     except ObjectNotFoundError:
-        return FileCheck(entry.path, MISSING, **known, message="not found")
+        return replace(verdict, status=MISSING, message="not found")
     except CloudFitsError as err:
-        return FileCheck(entry.path, FAILED, **known, message=str(err))
-    found = {
-        "found_size": info.size,
-        "found_etag": info.etag,
-        "found_last_modified": info.last_modified,
-    }
+        return replace(verdict, status=FAILED, message=str(err))
     differences = []
     if info.size != entry.size:
         differences.append(f"size {entry.size} -> {info.size}")
@@ -94,13 +89,17 @@ def _check(provider: Provider, path: str, entry: FileEntry) -> FileCheck:
         and info.last_modified != entry.last_modified
     ):
         differences.append(f"last modified {entry.last_modified} -> {info.last_modified}")
-    status = CHANGED if differences else OK
-    return FileCheck(entry.path, status, **known, **found, message="; ".join(differences))
+    return replace(
+        verdict,
+        status=CHANGED if differences else OK,
+        found_size=info.size,
+        found_etag=info.etag,
+        found_last_modified=info.last_modified,
+        message="; ".join(differences),
+    )
 
 
-def verify_index(
-    index: FitsIndex, *, concurrency: int = 16, **options: Any
-) -> list[FileCheck]:
+def verify_index(index: FitsIndex, *, concurrency: int = 16, **options: Any) -> list[FileCheck]:
     """Compare every file of ``index`` with what its store says now.
 
     Parameters

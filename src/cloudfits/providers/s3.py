@@ -16,7 +16,6 @@ from ..errors import (
     AccessDeniedError,
     ObjectNotFoundError,
     ProviderError,
-    RangeResponseError,
     StaleIndexError,
     TransientProviderError,
 )
@@ -228,7 +227,11 @@ class S3Provider:
             return b""
         bucket, key = split_bucket_key(path)
         what = f"reading bytes [{start}, {end}) of"
-        request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        request: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Range": f"bytes={start}-{end - 1}",
+        }
         if etag is not None:
             request["IfMatch"] = f'"{etag}"'
         try:

@@ -71,7 +71,7 @@ class FaultRates:
     @property
     def total(self) -> float:
         """The probability that a request is faulted."""
-        return sum(getattr(self, f.name) for f in fields(self))
+        return float(sum(getattr(self, f.name) for f in fields(self)))
 
     @classmethod
     def uniform(cls, total: float, *, stall: float | None = None) -> FaultRates:
@@ -285,7 +285,9 @@ class FaultProxy:
             _abort(upstream.pop()[1])
         return head, fields_, payload
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: Any) -> bool:
+    async def _one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: Any
+    ) -> bool:
         try:
             raw = await _read_head(reader)
         except _Closed:

@@ -14,11 +14,11 @@ from astropy.io.fits import Header
 from .accounting import ReadStats
 from .errors import IndexFormatError
 from .fetcher import FetchOptions, ObjectReader
-from .geometry import HDUKind, hdu_kind, image_scaling, image_shape, scale_image
+from .geometry import HDUKind, card_value, hdu_kind, image_scaling, image_shape, scale_image
 from .planner import plan_section
 from .plugins import get_registry
 from .scan import HDULayout, header_data_size, parse_header, scan_fits
-from .tables import header_only_hdu, read_table, row_count
+from .tables import column_definitions, read_table, row_count
 from .uri import join_uri, redact_uri, split_uri
 
 if TYPE_CHECKING:
@@ -98,12 +98,12 @@ class RemoteHDU:
     @property
     def name(self) -> str:
         default = "PRIMARY" if self.number == 0 else ""
-        return str(self.header.get("EXTNAME", default)).strip()
+        return str(card_value(self.header, "EXTNAME", default)).strip()
 
     @property
     def ver(self) -> int:
         """EXTVER, or 1 where it is missing or not an integer."""
-        value = self.header.get("EXTVER", 1)
+        value = card_value(self.header, "EXTVER", 1)
         return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
     @property
@@ -144,7 +144,7 @@ class RemoteHDU:
     def _column_defs(self) -> Any:
         if self.kind.is_image:
             raise TypeError(f"{self!r} is an image; it has no columns")
-        return header_only_hdu(self.kind, self.header).columns
+        return column_definitions(self.kind, self.header)
 
     @property
     def columns(self) -> list[str]:
@@ -227,7 +227,7 @@ class RemoteHDU:
         if self.kind.is_table or self.kind is HDUKind.GROUPS:
             names = self.columns
             dims = f"{self.shape[0]}R x {len(names)}C"
-            forms = [str(header.get(f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
+            forms = [str(card_value(header, f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
             fmt = "[" + ", ".join(forms) + "]" if self.kind.is_table else ""
         else:
             dims = str(tuple(reversed(self.shape)))

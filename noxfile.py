@@ -1,15 +1,20 @@
-"""Sessions: lint, tests, tests_plugin, docs, build, demo.
+"""Sessions: lint, tests, tests_core, tests_plugin, docs, build, demo.
 
-``nox -s tests`` is what CI runs; extra arguments go to pytest (``nox -s tests -- -k s3``).
+``nox -s lint tests docs`` is what CI runs: ``tests`` installs cloudfits, every
+provider plugin of ``plugins/`` and the local test servers (Azurite through
+``npm ci``), then runs the core tests and every plugin's tests. Extra arguments go
+to pytest
+(``nox -s tests -- -k s3``).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
@@ -20,35 +25,79 @@ PLUGINS = (
 )
 
 
+PLUGIN_INSTALLS = [arg for p in PLUGINS for arg in ("-e", f"plugins/{p}[test]")]
+PLUGIN_TESTS = [f"plugins/{p}/tests" for p in PLUGINS]
+NODE_PLUGINS = ("cloudfits-azure", "cloudfits-libcloud")  # their tests start Azurite
+
+
+def _node_servers(session: nox.Session) -> None:
+    """Install the npm test servers (Azurite) that package-lock.json pins."""
+    marker = ROOT / "node_modules" / ".bin" / "azurite-blob"
+    lock = ROOT / "package-lock.json"
+    if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    if shutil.which("npm") is None:
+        session.error("npm is needed to install Azurite, the Azure test server (see .ci/run)")
+    session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    marker.touch()
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format check) and mypy."""
-    session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
+    """ruff (lint and format check) and mypy, of the core and of every plugin."""
+    session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]", *PLUGIN_INSTALLS)
+    session.run("ruff", "check", "src", "tests", "docs", "plugins", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "docs", "plugins", "noxfile.py")
     session.run("mypy")
+    for plugin in PLUGINS:
+        session.run("mypy", f"plugins/{plugin}/src")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite, against real local servers."""
+    """Everything, with every plugin installed: the core tests, then each plugin's."""
+    session.install("-e", ".[test]", *PLUGIN_INSTALLS)
+    _node_servers(session)
+    session.run(
+        "pytest",
+        *(session.posargs or ["tests", *PLUGIN_TESTS]),
+        env={"CLOUDFITS_REQUIRE_SERVERS": "1"},
+    )
+
+
+@nox.session(default=False)
+def tests_core(session: nox.Session) -> None:
+    """The core tests without any plugin (the plugins' cases skip, naming the plugin)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "tests", *session.posargs)
 
 
 @nox.session(default=False)
 @nox.parametrize("plugin", PLUGINS)
 def tests_plugin(session: nox.Session, plugin: str) -> None:
-    """One provider plugin's own tests."""
+    """One provider plugin's own tests, with only that plugin installed."""
     session.install("-e", ".[test]", "-e", f"plugins/{plugin}[test]")
-    session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
+    if plugin in NODE_PLUGINS:
+        _node_servers(session)
+    session.run(
+        "pytest",
+        f"plugins/{plugin}/tests",
+        *session.posargs,
+        env={"CLOUDFITS_REQUIRE_SERVERS": "1"},
+    )
 
 
-@nox.session(default=False)
+@nox.session
 def docs(session: nox.Session) -> None:
-    """Build the Sphinx docs, warnings as errors."""
-    session.install("-e", ".", "sphinx>=7")
-    session.run("sphinx-build", "-W", "-b", "html", "docs", "docs/_build/html")
+    """Build the Sphinx docs (warnings as errors) and run their doctests.
+
+    The getting-started doctests start a local S3 server, so the test extra is needed.
+    """
+    session.install("-e", ".[test]", "sphinx>=7")
+    for builder in ("html", "doctest"):
+        session.run(
+            "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
+        )
 
 
 @nox.session(default=False)

@@ -1,16 +1,23 @@
-"""Shared fixtures: the astropy FITS corpus, a local S3 server, a TESS-layout cube."""
+"""Shared fixtures: the astropy FITS corpus, local S3, GCS and Azure servers, a TESS cube.
+
+The GCS and Azure servers are started only when the ``cloudfits-gcs`` and
+``cloudfits-azure`` plugins are installed (tests needing them skip otherwise).
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import astropy.io.fits
 import pytest
 
 from cloudfits.plugins import reset_registry
+from cloudfits.testing.azurite import AzuriteServer, start_azurite
+from cloudfits.testing.gcs import GCSServer, start_fake_gcs
+from cloudfits.testing.process import start_or_skip
 from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
 
 CORPUS_DIR = Path(astropy.io.fits.__file__).parent / "tests" / "data"
@@ -51,6 +58,63 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             else:
                 os.environ[key] = value
         reset_registry()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
+    """fake-gcs-server on 127.0.0.1, ``STORAGE_EMULATOR_HOST`` pointed at it."""
+    pytest.importorskip("cloudfits_gcs", reason="the cloudfits-gcs plugin is not installed")
+    server = start_or_skip(lambda: start_fake_gcs(tmp_path_factory.mktemp("fake-gcs")))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("STORAGE_EMULATOR_HOST", server.endpoint_url)
+    reset_registry()
+    try:
+        yield server
+    finally:
+        server.stop()
+        patch.undo()
+        reset_registry()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Azurite on 127.0.0.1, ``AZURE_STORAGE_CONNECTION_STRING`` pointed at it."""
+    pytest.importorskip("cloudfits_azure", reason="the cloudfits-azure plugin is not installed")
+    server = start_or_skip(lambda: start_azurite(tmp_path_factory.mktemp("azurite")))
+    patch = pytest.MonkeyPatch()
+    for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"):
+        patch.delenv(name, raising=False)
+    patch.setenv("AZURE_STORAGE_CONNECTION_STRING", server.connection_string)
+    reset_registry()
+    try:
+        yield server
+    finally:
+        server.stop()
+        patch.undo()
+        reset_registry()
+
+
+def _upload_corpus(put: Callable[[str, Path], None]) -> None:
+    for rel in CORPUS:
+        put(f"{CORPUS_PREFIX}/{rel}", CORPUS_DIR / rel)
+
+
+@pytest.fixture(scope="session")
+def gcs_corpus_uri(gcs_server: GCSServer) -> str:
+    """``gs://corpus/astropy/data``: astropy's test FITS files in fake-gcs-server."""
+    gcs_server.create_bucket(CORPUS_BUCKET)
+    bucket = gcs_server.client().bucket(CORPUS_BUCKET)
+    _upload_corpus(lambda key, path: bucket.blob(key).upload_from_filename(str(path)))
+    return f"gs://{CORPUS_BUCKET}/{CORPUS_PREFIX}"
+
+
+@pytest.fixture(scope="session")
+def azure_corpus_uri(azurite: AzuriteServer) -> str:
+    """``az://corpus/astropy/data``: astropy's test FITS files in Azurite."""
+    azurite.create_container(CORPUS_BUCKET)
+    container = azurite.service_client().get_container_client(CORPUS_BUCKET)
+    _upload_corpus(lambda key, path: container.upload_blob(key, path.read_bytes()))
+    return f"az://{CORPUS_BUCKET}/{CORPUS_PREFIX}"
 
 
 @pytest.fixture(scope="session")

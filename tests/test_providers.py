@@ -139,6 +139,7 @@ def _s3_put(client: Any, prefix: str) -> Callable[[str, bytes], None]:
 class TestS3Provider(ProviderConformanceTests):
     has_etag = True
     large_listing = True
+    missing_bucket = "no-such-bucket-here"
 
     @pytest.fixture
     def conformance_store(self, s3_client: Any) -> ConformanceStore:
@@ -151,6 +152,7 @@ class TestS3Provider(ProviderConformanceTests):
 @pytest.mark.s3
 class TestSpacesProvider(ProviderConformanceTests):
     has_etag = True
+    missing_bucket = "nyc3/no-such-bucket-here"
 
     @pytest.fixture
     def conformance_store(self, s3_server: S3Server, s3_client: Any) -> ConformanceStore:

@@ -33,6 +33,7 @@ from .indexer import build_index, download_index, load_index
 from .plugins import ProviderRegistry, get_registry
 from .providers.base import ObjectInfo, Provider, ProviderSpec
 from .remote import RemoteFITS, RemoteHDU, Section, open
+from .tess import tess_cutout
 
 try:
     __version__ = version("cloudfits")
@@ -75,4 +76,5 @@ __all__ = [
     "load_index",
     "open",
     "stats",
+    "tess_cutout",
 ]

@@ -42,10 +42,12 @@ class ReadStats:
 
     @property
     def requests(self) -> int:
+        """Range requests sent so far (retries included)."""
         return self._counts.requests
 
     @property
     def bytes(self) -> int:
+        """Body bytes received so far."""
         return self._counts.bytes
 
     def snapshot(self) -> dict[str, int]:

@@ -86,6 +86,7 @@ class FetchOptions:
         return replace(self, **changes).validated() if changes else self
 
     def validated(self) -> FetchOptions:
+        """Return ``self``, or raise ``ValueError`` when a value is out of range."""
         if self.max_gap < 0 or self.max_part < 1 or self.max_concurrency < 1:
             raise ValueError(
                 f"invalid fetch options {self}: max_gap >= 0, max_part >= 1,"
@@ -247,6 +248,45 @@ class ObjectReader:
                     dest[row] = scratch[offset : offset + run_nbytes]
             else:
                 dest[:] = scratch[rel[:, None] + np.arange(run_nbytes)]
+        return out
+
+    def read_ranges(
+        self, base: int, starts: np.ndarray, ends: np.ndarray, options: FetchOptions
+    ) -> list[np.ndarray]:
+        """Fetch byte ranges of any lengths at ``base + [starts[i], ends[i])``.
+
+        Ranges may overlap and come in any order; those closer than ``max_gap`` are
+        fetched as one request (split above ``max_part``), all in parallel. Returns one
+        byte array per range, in the order given (views of shared buffers).
+        """
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+        ends = np.asarray(ends, dtype=np.int64).reshape(-1)
+        order = np.argsort(starts, kind="stable")
+        blocks: list[tuple[int, int]] = []  # merged [start, end), ascending
+        for i in order.tolist():
+            start, end = int(starts[i]), int(ends[i])
+            if end <= start:
+                continue
+            if blocks and start - blocks[-1][1] < max(options.max_gap, 1):
+                blocks[-1] = (blocks[-1][0], max(blocks[-1][1], end))
+            else:
+                blocks.append((start, end))
+        buffers = [np.empty(b - a, dtype=np.uint8) for a, b in blocks]
+        jobs = [
+            (base + a, base + b, buffer.data[a - first : b - first])
+            for (first, last), buffer in zip(blocks, buffers, strict=True)
+            for a, b in split_parts(first, last, options.max_part)
+        ]
+        self._run_jobs(jobs, options.max_concurrency)
+        block_starts = np.array([a for a, _ in blocks], dtype=np.int64)
+        found = np.searchsorted(block_starts, starts, side="right") - 1
+        out = []
+        for start, end, block in zip(starts.tolist(), ends.tolist(), found.tolist(), strict=True):
+            if end <= start:
+                out.append(np.zeros(0, dtype=np.uint8))
+            else:
+                first = blocks[block][0]
+                out.append(buffers[block][start - first : end - first])
         return out
 
     def _fetch_into(self, start: int, end: int, target: memoryview) -> None:

@@ -49,11 +49,17 @@ class HDUKind(str, enum.Enum):
 
     @property
     def is_image(self) -> bool:
-        return self in (HDUKind.PRIMARY, HDUKind.IMAGE)
+        """Images, tile-compressed ones included."""
+        return self in (HDUKind.PRIMARY, HDUKind.IMAGE, HDUKind.COMPRESSED_IMAGE)
 
     @property
     def is_table(self) -> bool:
-        return self in (HDUKind.BINTABLE, HDUKind.TABLE, HDUKind.COMPRESSED_IMAGE)
+        """Tables; a tile-compressed image is stored as one but is not counted here."""
+        return self in (HDUKind.BINTABLE, HDUKind.TABLE)
+
+    @property
+    def is_compressed(self) -> bool:
+        return self is HDUKind.COMPRESSED_IMAGE
 
 
 def card_value(header: Header, key: str, default: Any = None) -> Any:

@@ -65,6 +65,7 @@ class FileEntry:
     last_modified: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The entry as it appears in the index document."""
         entry: dict[str, Any] = {"path": self.path, "size": self.size}
         if self.etag is not None:
             entry["etag"] = self.etag
@@ -175,6 +176,7 @@ class FitsIndex:
     # -- serialization -------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The index document as a dict, keys in the order they are written."""
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,

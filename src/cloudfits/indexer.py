@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from .accounting import ReadStats
@@ -20,8 +21,10 @@ from .uri import is_uri, redact_uri, split_uri
 __all__ = [
     "DEFAULT_INDEX_NAME",
     "FITS_SUFFIXES",
+    "IndexSource",
     "build_index",
     "download_index",
+    "find_fits_objects",
     "load_index",
     "scan_object",
 ]
@@ -66,24 +69,98 @@ def _remote_base(path: str) -> str:
     return posixpath.dirname(path)
 
 
-def build_index(
+@dataclass(frozen=True)
+class IndexSource:
+    """The FITS objects an indexing run would scan, found by listing only.
+
+    Attributes
+    ----------
+    uri : str
+        The source as given.
+    scheme : str
+        Its URI scheme (``"file"`` for local paths).
+    base : str
+        The provider path that indexed paths are made relative to.
+    provider : Provider
+        The provider serving the source.
+    objects : list of ObjectInfo
+        The objects to scan, in path order.
+    """
+
+    uri: str
+    scheme: str
+    base: str
+    provider: Provider
+    objects: list[ObjectInfo]
+
+    @property
+    def base_uri(self) -> str:
+        """``base`` as a URI (a local directory stays a path)."""
+        return self.base if self.scheme == "file" else f"{self.scheme}://{self.base}"
+
+
+def find_fits_objects(
     source: str | os.PathLike[str],
+    *,
+    suffixes: Iterable[str] = FITS_SUFFIXES,
+    **options: Any,
+) -> IndexSource:
+    """List the FITS objects below ``source`` without reading any of them.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        As for `build_index`.
+    suffixes : iterable of str
+        Name endings (case-insensitive) of the objects to keep.
+    **options
+        Options of the source's provider.
+
+    Returns
+    -------
+    IndexSource
+
+    Raises
+    ------
+    CloudFitsError
+        When no object below ``source`` has one of the ``suffixes``.
+    """
+    text = os.fspath(source)
+    scheme, path = split_uri(text)
+    registry = get_registry()
+    provider = registry.provider(registry.by_scheme(scheme), scheme, options)
+    if scheme == "file":
+        base, objects = _local_listing(provider, path)
+    else:
+        base = _remote_base(path)
+        objects = list(provider.list(path))
+    wanted = tuple(s.lower() for s in suffixes)
+    objects = [o for o in objects if o.path.lower().endswith(wanted)]
+    if not objects:
+        raise CloudFitsError(f"no FITS objects ({', '.join(wanted)}) found under {text!r}")
+    return IndexSource(text, scheme, base, provider, objects)
+
+
+def build_index(
+    source: str | os.PathLike[str] | IndexSource,
     data_uri: str | None = None,
     *,
     suffixes: Iterable[str] = FITS_SUFFIXES,
     concurrency: int = 16,
     speculative_read: int = DEFAULT_SPECULATIVE_READ,
     stats: ReadStats | None = None,
+    on_scanned: Callable[[ObjectInfo], None] | None = None,
     **options: Any,
 ) -> FitsIndex:
     """Index FITS objects by reading their headers only.
 
     Parameters
     ----------
-    source : str or path
+    source : str or os.PathLike
         A local file or directory (searched recursively), or a remote prefix such as
         ``"s3://bucket/prefix/"``: every object below it whose name ends in one of
-        ``suffixes`` is indexed.
+        ``suffixes`` is indexed. Or what `find_fits_objects` found (then
+        ``suffixes`` and the provider ``options`` are those it was given).
     data_uri : str, optional
         Where the data will be read from, when that is not ``source``: for example a
         local copy of files that live at ``s3://stpubdata/tess/public/mast``. Paths
@@ -96,6 +173,9 @@ def build_index(
         Bytes read at once where a header starts.
     stats : ReadStats, optional
         Counts the requests and bytes of the scan.
+    on_scanned : callable, optional
+        Called with each object's `ObjectInfo` once its headers are scanned (from a
+        worker thread), for progress reports.
     **options
         Options of the source's provider (``requester_pays=True``, ``endpoint_url=``, ...).
 
@@ -103,21 +183,14 @@ def build_index(
     -------
     FitsIndex
     """
-    text = os.fspath(source)
-    scheme, path = split_uri(text)
-    registry = get_registry()
-    spec = registry.by_scheme(scheme)
-    provider = registry.provider(spec, scheme, options)
-    if scheme == "file":
-        base, objects = _local_listing(provider, path)
+    if isinstance(source, IndexSource):
+        found = source
     else:
-        base = _remote_base(path)
-        objects = list(provider.list(path))
-    wanted = tuple(s.lower() for s in suffixes)
-    objects = [o for o in objects if o.path.lower().endswith(wanted)]
+        found = find_fits_objects(source, suffixes=suffixes, **options)
+    scheme, base, provider = found.scheme, found.base, found.provider
     same_place = data_uri is None
     if data_uri is None:
-        data_uri = base if scheme == "file" else f"{scheme}://{base}"
+        data_uri = found.base_uri
     elif not is_uri(data_uri):
         data_uri = os.path.abspath(data_uri)
     # An index is a shared document: it never holds credentials.
@@ -127,6 +200,8 @@ def build_index(
         uri = redact_uri(_source_uri(scheme, info.path))
         hdus = scan_object(provider, info, uri, stats=stats, speculative=speculative_read)
         rel = posixpath.relpath(info.path.replace(os.sep, "/"), base.replace(os.sep, "/"))
+        if on_scanned is not None:
+            on_scanned(info)
         return FileEntry(
             rel,
             info.size,
@@ -135,8 +210,7 @@ def build_index(
             info.last_modified if same_place else None,
         )
 
-    if not objects:
-        raise CloudFitsError(f"no FITS objects ({', '.join(wanted)}) found under {text!r}")
+    objects = found.objects
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(objects)))) as pool:
         files = list(pool.map(one, objects))
     return FitsIndex(data_uri, files)
@@ -147,7 +221,7 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
 
     Parameters
     ----------
-    uri : str or path
+    uri : str or os.PathLike
         Where the index is: ``s3://bucket/cloudfits-index.json``, ``https://...``, a path.
     **options
         Options of the index's provider. They are also used to read the data when the

@@ -9,6 +9,7 @@ only those entry points; ``CLOUDFITS_DISABLE_PLUGINS`` skips the named ones.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -74,8 +75,12 @@ class ProviderRegistry:
         """The provider registered as ``name`` (``"s3"``, ``"gcs"``, ...)."""
         if name in self._specs:
             return self._specs[name]
-        scheme_spec = self._scheme_match(name)
+        scheme_spec = self._scheme_match(name.lower())
         if scheme_spec is not None:
+            if scheme_spec.schemes[0] != name.lower():
+                # Named by a scheme ("libcloud+s3", "gs"): bare buckets get that scheme.
+                schemes = (name.lower(), *scheme_spec.schemes)
+                return dataclasses.replace(scheme_spec, schemes=schemes)
             return scheme_spec
         raise ProviderNotFoundError(
             f"no provider named {name!r}; known: {', '.join(sorted(self._specs))}"

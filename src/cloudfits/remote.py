@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from astropy.io.fits import Header
+from astropy.io.fits.hdu.image import Section as _AstropySection
 
 from .accounting import ReadStats
+from .compressed import TileCompressedImage
 from .errors import IndexFormatError
 from .fetcher import FetchOptions, ObjectReader
 from .geometry import HDUKind, card_value, hdu_kind, image_scaling, image_shape, scale_image
 from .planner import plan_section
 from .plugins import get_registry
 from .scan import HDULayout, header_data_size, parse_header, scan_fits
+from .sky import cutout, header_wcs
 from .tables import column_definitions, read_table, row_count
 from .uri import join_uri, redact_uri, split_uri
 
@@ -33,8 +36,12 @@ _TYPE_NAMES = {
     HDUKind.GROUPS: "GroupsHDU",
     HDUKind.BINTABLE: "BinTableHDU",
     HDUKind.TABLE: "TableHDU",
-    HDUKind.COMPRESSED_IMAGE: "BinTableHDU",
+    HDUKind.COMPRESSED_IMAGE: "CompImageHDU",
 }
+
+
+# astropy's HDUList.info row layout.
+_INFO_ROW = "{:3d}  {:10}  {:3} {:11}  {:5d}   {}   {}   {}"
 
 
 def _split_fetch_options(options: dict[str, Any]) -> tuple[FetchOptions, dict[str, Any]]:
@@ -42,29 +49,34 @@ def _split_fetch_options(options: dict[str, Any]) -> tuple[FetchOptions, dict[st
     return FetchOptions.from_environment().updated(**tuning), options
 
 
-class Section:
+class Section(_AstropySection):  # type: ignore[misc]
     """Numpy-style access to part of an image, reading only the bytes it needs.
 
     ``hdu.section[key]`` takes any numpy basic index (integers, negative integers,
     slices with steps, ``...``, ``None``) and returns what ``hdul[n].data[key]``
-    returns in astropy: the same values and dtype, in native byte order. Like
-    astropy's ``Section`` it has ``shape``, ``dtype`` and ``ndim``, so
-    `astropy.nddata.Cutout2D` accepts it.
+    returns in astropy: the same values and dtype, in native byte order. For a
+    tile-compressed image only the tiles the key touches are fetched. Like astropy's
+    ``Section`` (of which it is a subclass) it has ``shape``, ``dtype`` and ``ndim``, so
+    `astropy.nddata.Cutout2D` takes it as lazily as astropy's own.
     """
 
     def __init__(self, hdu: RemoteHDU) -> None:
+        super().__init__(hdu)
         self._hdu = hdu
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The image's numpy shape."""
         return self._hdu.shape
 
     @property
     def dtype(self) -> np.dtype[Any]:
+        """The type of the values returned."""
         return self._hdu.dtype
 
     @property
     def ndim(self) -> int:
+        """Number of axes."""
         return len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
@@ -87,18 +99,47 @@ class RemoteHDU:
         return f"<RemoteHDU {self.number} ({self.kind.value}) of {self.file.uri}>"
 
     @cached_property
-    def header(self) -> Header:
-        """The header as an astropy `~astropy.io.fits.Header` (no request)."""
+    def raw_header(self) -> Header:
+        """The header as stored in the file (no request).
+
+        The same as `header`, except for a tile-compressed image, where this is the
+        header of the binary table that holds the tiles.
+        """
         return parse_header(self.layout.header, where=f"{self.file.uri}: HDU {self.number}")
 
     @cached_property
+    def header(self) -> Header:
+        """The header as an astropy `~astropy.io.fits.Header` (no request).
+
+        For a tile-compressed image, the image header as astropy presents it
+        (``CompImageHDU.header``); the table's own is `raw_header`.
+        """
+        if self.kind.is_compressed:
+            return self.compressed.header
+        return self.raw_header
+
+    @cached_property
     def kind(self) -> HDUKind:
-        return hdu_kind(self.header)
+        """What the header says this HDU is (`~cloudfits.geometry.HDUKind`)."""
+        return hdu_kind(self.raw_header)
+
+    @cached_property
+    def compressed(self) -> TileCompressedImage:
+        """The tile-compressed image of this HDU (its tile table is read once, then kept)."""
+        if not self.kind.is_compressed:
+            raise TypeError(f"{self!r} is not a tile-compressed image")
+        return TileCompressedImage(self)
 
     @property
     def name(self) -> str:
+        """EXTNAME; ``"PRIMARY"`` for HDU 0 without one, else ``""``.
+
+        For a tile-compressed image without an EXTNAME of its own (ZEXTNAME), the
+        EXTNAME of the table that holds it, as astropy names it.
+        """
         default = "PRIMARY" if self.number == 0 else ""
-        return str(card_value(self.header, "EXTNAME", default)).strip()
+        name = card_value(self.header, "EXTNAME", card_value(self.raw_header, "EXTNAME", default))
+        return str(name).strip()
 
     @property
     def ver(self) -> int:
@@ -108,11 +149,14 @@ class RemoteHDU:
 
     @property
     def is_image(self) -> bool:
+        """True for primary and image HDUs (read with ``section``)."""
         return self.kind.is_image
 
     @cached_property
     def shape(self) -> tuple[int, ...]:
         """Numpy shape: the image's, or ``(rows,)`` for tables and random groups."""
+        if self.kind.is_compressed:
+            return self.compressed.shape
         if self.kind.is_image:
             return image_shape(self.header)
         return (row_count(self.kind, self.header),)
@@ -120,6 +164,8 @@ class RemoteHDU:
     @cached_property
     def dtype(self) -> np.dtype[Any]:
         """Type of the values returned: astropy's (scaled) image type, or the row type."""
+        if self.kind.is_compressed:
+            return self.compressed.dtype
         if self.kind.is_image:
             return image_scaling(self.header).dtype
         row_type: np.dtype[Any] = np.dtype(self._column_defs.dtype)
@@ -127,6 +173,7 @@ class RemoteHDU:
 
     @property
     def ndim(self) -> int:
+        """Number of axes of ``shape``."""
         return len(self.shape)
 
     @property
@@ -142,13 +189,13 @@ class RemoteHDU:
 
     @cached_property
     def _column_defs(self) -> Any:
-        if self.kind.is_image:
+        if self.kind.is_image and not self.kind.is_compressed:
             raise TypeError(f"{self!r} is an image; it has no columns")
-        return column_definitions(self.kind, self.header)
+        return column_definitions(self.kind, self.raw_header)
 
     @property
     def columns(self) -> list[str]:
-        """Column names of a table HDU."""
+        """Column names of a table HDU (of the tile table, for a compressed image)."""
         return list(self._column_defs.names)
 
     def _check_layout(self) -> None:
@@ -156,7 +203,7 @@ class RemoteHDU:
         if self._layout_checked:
             return
         where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
-        expected = header_data_size(self.header, where=where)
+        expected = header_data_size(self.raw_header, where=where)
         if expected != self.layout.data_size:
             raise IndexFormatError(
                 f"{where}: the index says {self.layout.data_size} data bytes,"
@@ -175,6 +222,8 @@ class RemoteHDU:
         self._require_image("read_section")
         self._check_layout()
         options = self.file.fetch_options.updated(**tuning)
+        if self.kind.is_compressed:
+            return self.compressed.read(key, options)
         scaling = image_scaling(self.header)
         plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
         raw = self.file.reader.read_runs(
@@ -196,12 +245,27 @@ class RemoteHDU:
         **tuning
             ``max_gap``, ``max_part``, ``max_concurrency`` for this read.
 
-        For an image HDU, ``read()`` returns the whole array (as ``section[...]``).
+        For an image HDU, tile-compressed or not, ``read()`` returns the whole array
+        (as ``section[...]``); the tile table of a compressed image is read with
+        `read_tile_table`.
         """
         if self.kind.is_image:
             if rows is not None or columns is not None:
-                raise TypeError(f"{self!r} is an image; use section[...]")
+                hint = "; its tile table: read_tile_table()" if self.kind.is_compressed else ""
+                raise TypeError(f"{self!r} is an image; use section[...]{hint}")
             return self.read_section(..., **tuning)
+        self._check_layout()
+        options = self.file.fetch_options.updated(**tuning)
+        return read_table(self, rows, columns, options)
+
+    def read_tile_table(self, rows: Any = None, columns: Any = None, **tuning: int) -> Any:
+        """Read rows of a compressed image's tile table, as astropy's ``Table.read``
+        of the binary table gives them (one row per tile; compressed bytes included).
+
+        Parameters are those of `read`; only the heap bytes of those rows are fetched.
+        """
+        if not self.kind.is_compressed:
+            raise TypeError(f"{self!r} is not a tile-compressed image; use read()")
         self._check_layout()
         options = self.file.fetch_options.updated(**tuning)
         return read_table(self, rows, columns, options)
@@ -221,18 +285,64 @@ class RemoteHDU:
             return self.read(rows=[key])[0]
         return self.read(rows=key)
 
-    def summary(self) -> tuple[int, str, int, str, int, str, str]:
-        """``(number, name, ver, type, cards, dimensions, format)``, as astropy's info."""
+    @cached_property
+    def wcs(self) -> Any:
+        """The image's `astropy.wcs.WCS`, from the indexed header (no request)."""
+        return header_wcs(self)
+
+    def cutout(
+        self, position: Any, size: Any, *, mode: str = "trim", fill_value: float = np.nan
+    ) -> Any:
+        """An `astropy.nddata.Cutout2D` of a 2-D image, fetching only its pixels.
+
+        Parameters
+        ----------
+        position : `~astropy.coordinates.SkyCoord` or (x, y)
+            The centre: a sky position (needs a celestial WCS) or a pixel pair.
+        size : int, pair, or `~astropy.units.Quantity`
+            ``(ny, nx)`` pixels, or angles, as `~astropy.nddata.Cutout2D` takes them.
+        mode, fill_value
+            As for `~astropy.nddata.Cutout2D` (``"trim"``, ``"partial"``, ``"strict"``).
+        """
+        return cutout(self, position, size, mode=mode, fill_value=fill_value)
+
+    def summary(self) -> tuple[int, str, Any, str, int, Any, str, str]:
+        """``(number, name, ver, type, cards, dimensions, format, groups)``, as astropy.
+
+        The row `astropy.io.fits.HDUList.info` shows for this HDU before its data is
+        read: images show the type in the file and, when BSCALE/BZERO apply, what it
+        rescales to; random groups their group count.
+        """
         header = self.header
-        if self.kind.is_table or self.kind is HDUKind.GROUPS:
+        extra = ""
+        if self.kind.is_table:
             names = self.columns
-            dims = f"{self.shape[0]}R x {len(names)}C"
+            dims: Any = f"{self.shape[0]}R x {len(names)}C"
             forms = [str(card_value(header, f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
-            fmt = "[" + ", ".join(forms) + "]" if self.kind.is_table else ""
+            fmt = "[" + ", ".join(forms) + "]"
         else:
-            dims = str(tuple(reversed(self.shape)))
-            fmt = self.dtype.name if self.shape else ""
-        return (self.number, self.name, self.ver, _TYPE_NAMES[self.kind], len(header), dims, fmt)
+            naxes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, header["NAXIS"] + 1)]
+            scaling = image_scaling(header)
+            fmt = scaling.raw_dtype.name if naxes and all(naxes) else ""
+            if self.kind is HDUKind.GROUPS:
+                naxes = naxes[1:]
+                fmt = scaling.dtype.name if naxes and all(naxes) else ""
+                extra = f"{header.get('GCOUNT', 1)} Groups  {header.get('PCOUNT', 0)} Parameters"
+            elif fmt and (scaling.bscale != 1 or scaling.bzero != 0):
+                rescaled = scaling.dtype if scaling.raw_dtype.kind != "f" else None
+                if rescaled is not None:
+                    fmt += f" (rescales to {rescaled.name})"
+            dims = tuple(naxes)
+        return (
+            self.number,
+            self.name,
+            header.get("EXTVER", 1),  # as astropy shows it, even when not an integer
+            _TYPE_NAMES[self.kind],
+            len(header),
+            dims,
+            fmt,
+            extra,
+        )
 
 
 class RemoteFITS:
@@ -334,8 +444,8 @@ class RemoteFITS:
         stream = sys.stdout if output is None or output is True else output
         stream.write(f"Filename: {self.uri}\n")
         stream.write("No.    Name      Ver    Type      Cards   Dimensions   Format\n")
-        for number, name, ver, kind, cards, dims, fmt in rows:
-            stream.write(f"{number:>3}  {name:<10}{ver:>3} {kind:<11}{cards:>6}   {dims}   {fmt}\n")
+        for row in rows:
+            stream.write(_INFO_ROW.format(*row) + "\n")
         return None
 
 
@@ -344,7 +454,7 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
 
     Parameters
     ----------
-    uri : str or path
+    uri : str or os.PathLike
         ``s3://bucket/key.fits``, ``https://host/file.fits``, a local path, ...
     **options
         Provider options (``requester_pays=True``, ``endpoint_url=...``), and the fetch

@@ -18,6 +18,7 @@ from astropy.utils.exceptions import AstropyWarning
 
 from .errors import CloudFitsWarning, FitsFormatError
 from .geometry import HDUKind, axis_lengths, bitpix, int_card
+from .heap import compact_heap, heap_columns
 from .scan import padded
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ _HDU_CLASSES: dict[HDUKind, type[Any]] = {
     HDUKind.TABLE: fits.TableHDU,
     HDUKind.GROUPS: fits.GroupsHDU,
 }
+_HEAP_KINDS = (HDUKind.BINTABLE, HDUKind.COMPRESSED_IMAGE)
 
 
 def row_count(kind: HDUKind, header: fits.Header) -> int:
@@ -59,15 +61,6 @@ def row_nbytes(kind: HDUKind, header: fits.Header) -> int:
             count *= n
         return abs(bitpix(header)) // 8 * (elements + count)
     return lengths[0] if lengths else 0
-
-
-def has_heap_columns(header: fits.Header) -> bool:
-    """True when a binary table has variable-length (P or Q) columns."""
-    for i in range(1, int(header.get("TFIELDS", 0)) + 1):
-        form = str(header.get(f"TFORM{i}", "")).upper().lstrip("0123456789")
-        if form.startswith(("P", "Q")):
-            return True
-    return False
 
 
 def header_only_hdu(kind: HDUKind, header: fits.Header) -> Any:
@@ -154,7 +147,7 @@ def read_table(
 
     See `RemoteHDU.read`.
     """
-    kind, header = hdu.kind, hdu.header
+    kind, header = hdu.kind, hdu.raw_header
     nrows = row_count(kind, header)
     rowlen = row_nbytes(kind, header)
     wanted = row_indices(rows, nrows)
@@ -168,13 +161,21 @@ def read_table(
     body = hdu.file.reader.read_runs(layout.data_offset, unique * rowlen, rowlen, options)
     heap_size: int | None = None
     parts = [body.tobytes()]
-    heap_kinds = (HDUKind.BINTABLE, HDUKind.COMPRESSED_IMAGE)
-    if kind in heap_kinds and has_heap_columns(header) and layout.data_size > nrows * rowlen:
+    variable = heap_columns(header_only_hdu(kind, header).columns) if kind in _HEAP_KINDS else []
+    if variable and layout.data_size > nrows * rowlen:
         theap = int(header.get("THEAP", nrows * rowlen))
-        heap_end = nrows * rowlen + int(header.get("PCOUNT", 0))
-        heap = hdu.file.reader.read(layout.data_offset + theap, layout.data_offset + heap_end)
+        heap = compact_heap(
+            hdu.file.reader,
+            body,
+            rowlen,
+            variable,
+            layout.data_offset + theap,
+            nrows * rowlen + int(header.get("PCOUNT", 0)) - theap,
+            options,
+            where=f"{hdu.file.uri}: HDU {hdu.number}",
+        )
         heap_size = len(heap)
-        parts.append(heap)
+        parts = [body.tobytes(), heap]
     data = b"".join(parts)
     fake = _fake_header(kind, header, int(unique.size), heap_size)
     blob = fake.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))

@@ -8,7 +8,8 @@ import re
 
 __all__ = ["is_uri", "join_uri", "redact_uri", "relative_path", "split_uri"]
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.DOTALL)
+# RFC 3986 schemes, plus "_" for names such as "libcloud+azure_blobs".
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+._\-]*)://(.*)$", re.DOTALL)
 
 
 def is_uri(value: str) -> bool:

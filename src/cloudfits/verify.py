@@ -1,28 +1,24 @@
 """Check an index against its store: is every file still the one that was indexed?
 
-``cloudfits verify INDEX_URI`` (and ``cloudfits-index --verify INDEX_URI``) asks the
-store about every file of the index (one ``head`` each, no data read) and compares
-the size, and the entity tag (or, where the index has none, the modification time)
-with what the index recorded.
+`verify_index` asks the store about every file of an index (one ``head`` each, no data
+read) and compares the size, and the entity tag (or, where the index has none, the
+modification time) with what the index recorded. The command line's
+``cloudfits verify`` (`cloudfits.commands.verify`) prints its report.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import CloudFitsError, ObjectNotFoundError
 from .index import FileEntry, FitsIndex
 from .plugins import get_registry
 from .providers.base import Provider
-from .uri import join_uri, redact_uri, split_uri
+from .uri import join_uri, split_uri
 
-__all__ = ["FileCheck", "add_arguments", "run", "verify_index"]
+__all__ = ["CHANGED", "FAILED", "MISSING", "OK", "FileCheck", "verify_index"]
 
 OK, CHANGED, MISSING, FAILED = "ok", "changed", "missing", "error"
 
@@ -127,63 +123,3 @@ def verify_index(index: FitsIndex, *, concurrency: int = 16, **options: Any) -> 
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(index.files)))) as pool:
         return list(pool.map(one, index.files))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of ``cloudfits verify``."""
-    from .cli import _add_provider_arguments
-
-    parser.add_argument("index_uri", metavar="INDEX_URI", help="the index to check")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--concurrency", type=int, default=16, help="files checked at once (default 16)"
-    )
-    _add_provider_arguments(parser)
-
-
-def _report_text(checks: Iterable[FileCheck], stream: Any) -> None:
-    counts: dict[str, int] = {}
-    for check in checks:
-        counts[check.status] = counts.get(check.status, 0) + 1
-        line = f"{check.status.upper():<8} {check.path}"
-        stream.write(line + (f": {check.message}\n" if check.message else "\n"))
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    stream.write(f"{sum(counts.values())} files: {summary or 'none'}\n")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``cloudfits verify``: 0 when every file is as indexed, 1 otherwise."""
-    from .cli import _provider_flags
-    from .indexer import load_index
-
-    options = _provider_flags(args)
-    index = load_index(args.index_uri, **options)
-    checks = verify_index(index, concurrency=args.concurrency)
-    good = all(c.status == OK for c in checks)
-    if args.json:
-        document = {
-            "index": redact_uri(args.index_uri),
-            "data_uri": index.data_uri,
-            "ok": good,
-            "files": [asdict(c) for c in checks],
-        }
-        json.dump(document, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        _report_text(checks, sys.stdout)
-    return 0 if good else 1
-
-
-def index_verify_main(argv: list[str]) -> int:
-    """``cloudfits-index --verify INDEX_URI``: the same as ``cloudfits verify``."""
-    import logging
-
-    from .cli import _run
-
-    parser = argparse.ArgumentParser(
-        prog="cloudfits-index --verify", description="Check an index against its store."
-    )
-    add_arguments(parser)
-    args = parser.parse_args([a for a in argv if a != "--verify"])
-    logging.basicConfig(level=logging.WARNING)
-    return _run(run, args, parser)

@@ -146,5 +146,6 @@ class ProviderSpec:
             raise ProviderConfigError(f"provider {self.name!r}: {err}") from err
 
     def uri_for_bucket(self, bucket: str, config: Any) -> str:
+        """The URI of a bare bucket name (``"b"`` -> ``"s3://b"``) with this config."""
         make = self.bucket_uri or _default_bucket_uri(self.schemes[0].rstrip("+"))
         return make(bucket, config)

@@ -108,12 +108,17 @@ class ProviderConformanceTests:
         True when ``head`` (and ``list``) must give an entity tag.
     large_listing : bool
         Run the test creating 1,100 objects, to cross listing page boundaries.
+    missing_bucket : str or None
+        A path prefix naming a bucket (container) that does not exist, for stores that
+        have buckets; reads, ``head`` and ``list`` below it must raise
+        `cloudfits.ObjectNotFoundError`.
     """
 
     can_list: bool = True
     can_write: bool = True
     has_etag: bool = False
     large_listing: bool = False
+    missing_bucket: str | None = None
 
     @pytest.fixture
     def conformance_store(self) -> ConformanceStore:
@@ -207,6 +212,38 @@ class ProviderConformanceTests:
             # It is also the standard library's error, for code that catches that.
             with pytest.raises(FileNotFoundError):
                 provider.head(path)
+
+    def test_missing_bucket(self, conformance_store: ConformanceStore) -> None:
+        if self.missing_bucket is None:
+            pytest.skip("the provider has no buckets")
+        provider = conformance_store.provider
+        path = f"{self.missing_bucket}/absent.bin"
+        with pytest.raises(ObjectNotFoundError):
+            provider.get_range(path, 0, 10)
+        with pytest.raises(ObjectNotFoundError):
+            provider.head(path)
+        if self.can_list:
+            with pytest.raises(ObjectNotFoundError):
+                list(provider.list(f"{self.missing_bucket}/"))
+
+    def test_etag_follows_the_content(self, conformance_store: ConformanceStore) -> None:
+        # The entity tag identifies one version of the content: it changes when the
+        # object is replaced (even by bytes of the same length) and list agrees with head.
+        if not self.has_etag:
+            pytest.skip("the provider gives no entity tags")
+        provider = conformance_store.provider
+        path = conformance_store.path("versioned.bin")
+        conformance_store.put("versioned.bin", b"A" * 3000)
+        first = provider.head(path).etag
+        conformance_store.put("versioned.bin", b"B" * 3000)
+        second = provider.head(path).etag
+        assert first
+        assert second
+        assert first != second
+        assert provider.get_range(path, 0, 3) == b"BBB"
+        if self.can_list:
+            (listed,) = list(provider.list(path))
+            assert listed.etag == second
 
     def test_head(
         self, conformance_store: ConformanceStore, stored_object: tuple[str, bytes]

@@ -1,0 +1,242 @@
+"""The ``az://`` provider: range reads, listing, ``head`` and ``put_index`` on Azure Blob."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+from azure.core import MatchConditions
+from azure.core import exceptions as aexc
+from azure.core.pipeline.transport import RequestsTransport
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from cloudfits import (
+    AccessDeniedError,
+    ObjectInfo,
+    ObjectNotFoundError,
+    ProviderConfigError,
+    ProviderError,
+    RangeResponseError,
+    StaleIndexError,
+)
+
+from . import AzureConfig
+
+__all__ = ["AzureProvider", "split_container_blob"]
+
+
+def split_container_blob(path: str) -> tuple[str, str]:
+    """``"container/a/b.fits"`` -> ``("container", "a/b.fits")``."""
+    container, _, blob = path.partition("/")
+    if not container:
+        raise ValueError(f"az path {path!r} has no container")
+    return container, blob
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _parse_connection_string(text: str) -> dict[str, str]:
+    parts = (item.split("=", 1) for item in text.split(";") if "=" in item)
+    return {key.strip().lower(): value.strip() for key, value in parts}
+
+
+def _account_from_url(url: str) -> str | None:
+    """The account of a blob service URL: the host's first label, or an emulator's path."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host.replace(".", "").isdigit() or host == "localhost":
+        return parts.path.strip("/").split("/")[0] or None
+    return host.split(".")[0] or None
+
+
+class AzureProvider:
+    """Reads ranges of blobs, lists prefixes and writes indexes."""
+
+    def __init__(self, config: AzureConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._service: Any = None
+        self._credential_kind = "anonymous"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    # ------------------------------------------------------------- client
+
+    @property
+    def service(self) -> BlobServiceClient:
+        """The ``BlobServiceClient``, built on first use."""
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    self._service = self._make_service()
+        service: BlobServiceClient = self._service
+        return service
+
+    def _transport(self) -> RequestsTransport:
+        c = self.config
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=c.max_pool_connections, pool_maxsize=c.max_pool_connections
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return RequestsTransport(
+            session=session, connection_timeout=c.timeout, read_timeout=c.timeout
+        )
+
+    def _make_service(self) -> BlobServiceClient:
+        c = self.config
+        explicit_account = c.account_name or c.account_url
+        connection = c.connection_string or (
+            None if explicit_account else _env("AZURE_STORAGE_CONNECTION_STRING")
+        )
+        transport = self._transport()
+        if connection and not c.anonymous:
+            self._credential_kind = "connection string"
+            return BlobServiceClient.from_connection_string(connection, transport=transport)
+        parsed = _parse_connection_string(connection) if connection else {}
+        account = c.account_name or parsed.get("accountname")
+        url = c.account_url or parsed.get("blobendpoint")
+        if not explicit_account and not parsed:
+            account = account or _env("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCOUNT_NAME")
+            url = url or _env("AZURE_STORAGE_ACCOUNT_URL")
+        if url is None and account:
+            url = f"https://{account}.blob.core.windows.net"
+        if url is None:
+            raise ProviderConfigError(
+                "azure: no storage account: give account_name, account_url or"
+                " connection_string, or set AZURE_STORAGE_ACCOUNT or"
+                " AZURE_STORAGE_CONNECTION_STRING"
+            )
+        credential: Any = None
+        if not c.anonymous:
+            sas = c.sas_token or _env("AZURE_STORAGE_SAS_TOKEN")
+            key = c.account_key or _env("AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY")
+            if sas:
+                credential, self._credential_kind = sas.lstrip("?"), "SAS token"
+            elif key:
+                name = account or _account_from_url(url)
+                credential = {"account_name": name, "account_key": key}
+                self._credential_kind = "account key"
+        return BlobServiceClient(url, credential=credential, transport=transport)
+
+    def _blob(self, path: str) -> Any:
+        container, blob = split_container_blob(path)
+        return self.service.get_blob_client(container, blob)
+
+    # -------------------------------------------------------------- errors
+
+    def _error(self, err: Exception, path: str, what: str) -> Exception:
+        uri = f"az://{path}"
+        status = getattr(err, "status_code", None)
+        code = getattr(err, "error_code", None) or status or type(err).__name__
+        if isinstance(err, aexc.ResourceNotFoundError) or status == 404:
+            return ObjectNotFoundError(f"azure: {what} {uri}: not found ({code})")
+        if isinstance(err, aexc.ResourceModifiedError) or status == 412:
+            return StaleIndexError(
+                f"azure: {what} {uri}: the object changed since it was indexed ({code})"
+            )
+        if isinstance(err, aexc.ClientAuthenticationError) or status in (401, 403):
+            return AccessDeniedError(
+                f"azure: {what} {uri}: access denied ({code}; credentials used:"
+                f" {self._credential_kind})"
+            )
+        if isinstance(err, (aexc.ServiceRequestError, aexc.ServiceResponseError)):
+            return ProviderError(f"azure: {what} {uri}: connection failed ({type(err).__name__})")
+        return ProviderError(f"azure: {what} {uri}: {code}")
+
+    # ----------------------------------------------------------- provider
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        """Bytes ``[start, end)`` of the blob (fewer at its end).
+
+        With ``etag``, only of the version with that entity tag (the store checks
+        ``If-Match``); a changed blob raises `cloudfits.StaleIndexError`.
+        """
+        if start < 0 or end < start:
+            raise ValueError(f"invalid range [{start}, {end}) for az://{path}")
+        what = f"reading bytes [{start}, {end}) of"
+        if end == start:
+            if etag is not None and self.head(path).etag != etag:
+                raise self._error(aexc.ResourceModifiedError("etag"), path, what)
+            return b""
+        conditions: dict[str, Any] = {}
+        if etag is not None:
+            conditions = {"etag": f'"{etag}"', "match_condition": MatchConditions.IfNotModified}
+        try:
+            downloader = self._blob(path).download_blob(
+                offset=start, length=end - start, max_concurrency=1, **conditions
+            )
+            data: bytes = downloader.readall()
+        except aexc.HttpResponseError as err:
+            if err.status_code == 416:
+                if etag is not None and self.head(path).etag != etag:
+                    raise self._error(aexc.ResourceModifiedError("etag"), path, what) from err
+                return b""
+            raise self._error(err, path, what) from err
+        except aexc.AzureError as err:
+            raise self._error(err, path, what) from err
+        if len(data) > end - start:
+            raise RangeResponseError(
+                f"azure: az://{path}: asked for bytes [{start}, {end}), got {len(data)} bytes"
+            )
+        return data
+
+    def head(self, path: str) -> ObjectInfo:
+        """Size, ETag and modification time of one blob."""
+        try:
+            props = self._blob(path).get_blob_properties()
+        except aexc.AzureError as err:
+            raise self._error(err, path, "describing") from err
+        return _info(split_container_blob(path)[0], props)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every blob whose path starts with ``prefix``, in path order."""
+        container, blob_prefix = split_container_blob(prefix)
+        client = self.service.get_container_client(container)
+        try:
+            found = [
+                _info(container, props)
+                for props in client.list_blobs(
+                    name_starts_with=blob_prefix or None,
+                    results_per_page=self.config.list_page_size,
+                )
+            ]
+        except aexc.AzureError as err:
+            raise self._error(err, prefix, "listing") from err
+        found.sort(key=lambda info: info.path.encode("utf-8"))
+        yield from found
+
+    def put_index(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path``, replacing what is there."""
+        content_type = "application/gzip" if path.endswith(".gz") else "application/json"
+        try:
+            self._blob(path).upload_blob(
+                bytes(data),
+                overwrite=True,
+                content_settings=ContentSettings(content_type=content_type),
+            )
+        except aexc.AzureError as err:
+            raise self._error(err, path, "writing") from err
+
+
+def _info(container: str, props: Any) -> ObjectInfo:
+    modified = props.last_modified
+    return ObjectInfo(
+        f"{container}/{props.name}",
+        int(props.size or 0),
+        str(props.etag).strip('"') if props.etag else None,
+        modified.isoformat() if modified is not None else None,
+    )

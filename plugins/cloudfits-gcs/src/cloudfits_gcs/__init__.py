@@ -1,0 +1,78 @@
+"""Google Cloud Storage for cloudfits: ``gs://bucket/key``.
+
+Installed, this distribution registers the ``gcs`` provider through the ``cloudfits``
+entry point group. The Google SDK is imported only when a ``gs://`` URI is first used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cloudfits
+from cloudfits import ProviderSpec
+
+if TYPE_CHECKING:
+    from cloudfits.plugins import ProviderRegistry
+
+    from .provider import GCSProvider
+
+__all__ = ["GCSConfig", "cloudfits_register_providers"]
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GCSConfig:
+    """Options of the ``gcs`` provider.
+
+    Credentials are never options: google-auth finds them in the environment
+    (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default login``, the
+    metadata server). Without any, requests are anonymous, which reads public buckets.
+
+    Attributes
+    ----------
+    project : str or None
+        The project of the client (default: the credentials' or ``GOOGLE_CLOUD_PROJECT``).
+    billing_project : str or None
+        The project billed for requests to a requester-pays bucket (GCS's
+        ``userProject``); sent on every request when set.
+    endpoint_url : str or None
+        Another endpoint (an emulator); default ``STORAGE_EMULATOR_HOST``, else Google's.
+    anonymous : bool
+        Send no credentials even when the environment has some.
+    timeout : float
+        Seconds before a request gives up.
+    max_pool_connections : int
+        Size of the HTTP connection pool; concurrent reads use up to this many.
+    list_page_size : int
+        Objects per listing request (GCS serves at most 1,000).
+    """
+
+    project: str | None = None
+    billing_project: str | None = None
+    endpoint_url: str | None = None
+    anonymous: bool = False
+    timeout: float = 60.0
+    max_pool_connections: int = 64
+    list_page_size: int = 1000
+
+
+def _make_provider(config: GCSConfig, scheme: str) -> GCSProvider:
+    from .provider import GCSProvider
+
+    return GCSProvider(config)
+
+
+@cloudfits.hookimpl
+def cloudfits_register_providers(registry: ProviderRegistry) -> None:
+    """Register the ``gcs`` provider for ``gs://`` (and ``gcs://``) URIs."""
+    registry.add(
+        ProviderSpec(
+            name="gcs",
+            schemes=("gs", "gcs"),
+            config_type=GCSConfig,
+            factory=_make_provider,
+            description="Google Cloud Storage (google-cloud-storage); billing_project for"
+            " requester-pays",
+        )
+    )

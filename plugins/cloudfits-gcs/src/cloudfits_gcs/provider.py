@@ -1,0 +1,235 @@
+"""The ``gs://`` provider: range reads, listing, ``head`` and ``put_index`` on GCS."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import google.auth.exceptions
+import requests.adapters
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from cloudfits import (
+    AccessDeniedError,
+    ObjectInfo,
+    ObjectNotFoundError,
+    ProviderError,
+    RangeResponseError,
+    StaleIndexError,
+)
+
+from . import GCSConfig
+
+__all__ = ["GCSProvider", "split_bucket_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def split_bucket_key(path: str) -> tuple[str, str]:
+    """``"bucket/a/b.fits"`` -> ``("bucket", "a/b.fits")``."""
+    bucket, _, key = path.partition("/")
+    if not bucket:
+        raise ValueError(f"gs path {path!r} has no bucket")
+    return bucket, key
+
+
+class GCSProvider:
+    """Reads ranges of GCS objects, lists prefixes and writes indexes."""
+
+    def __init__(self, config: GCSConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._anonymous = config.anonymous
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    # ------------------------------------------------------------- client
+
+    @property
+    def client(self) -> Any:
+        """The ``google.cloud.storage.Client``, built on first use."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        c = self.config
+        options = ClientOptions(api_endpoint=c.endpoint_url) if c.endpoint_url else None
+        client: Any = None
+        if not c.anonymous:
+            try:
+                client = storage.Client(project=c.project, client_options=options)
+            except google.auth.exceptions.DefaultCredentialsError:
+                logger.info("no Google credentials found; gs:// requests are anonymous")
+        if client is None:
+            self._anonymous = True
+            client = storage.Client(
+                project=c.project or "anonymous",
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                client_options=options,
+            )
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=c.max_pool_connections, pool_maxsize=c.max_pool_connections
+        )
+        for prefix in ("http://", "https://"):
+            client._http.mount(prefix, adapter)
+        # Newer SDKs fetch bucket metadata in the background for tracing: an extra
+        # request per bucket, without userProject (refused on requester-pays buckets).
+        if getattr(client, "_bucket_metadata_cache", None) is not None:
+            client._bucket_metadata_cache = None
+        return client
+
+    def _blob(self, path: str, generation: int | None = None) -> Any:
+        bucket, key = split_bucket_key(path)
+        owner = self.client.bucket(bucket, user_project=self.config.billing_project)
+        return owner.blob(key, generation=generation)
+
+    # -------------------------------------------------------------- errors
+
+    def _error(self, err: Exception, path: str, what: str) -> Exception:
+        uri = f"gs://{path}"
+        if isinstance(err, gexc.NotFound):
+            return ObjectNotFoundError(f"gcs: {what} {uri}: not found")
+        if isinstance(err, gexc.PreconditionFailed):
+            return StaleIndexError(f"gcs: {what} {uri}: the object changed since it was indexed")
+        if isinstance(err, (gexc.Forbidden, gexc.Unauthorized)) or (
+            isinstance(err, gexc.BadRequest) and "requester pays" in str(err).lower()
+        ):
+            hints = []
+            if self.config.billing_project is None:
+                hints.append(
+                    "if the bucket is requester-pays, pass billing_project=PROJECT to accept"
+                    " its charges"
+                )
+            if self._anonymous:
+                hints.append("no credentials were used (set GOOGLE_APPLICATION_CREDENTIALS)")
+            hint = "; " + "; ".join(hints) if hints else ""
+            return AccessDeniedError(f"gcs: {what} {uri}: access denied ({err.code}){hint}")
+        if isinstance(err, google.auth.exceptions.GoogleAuthError):
+            return AccessDeniedError(f"gcs: {what} {uri}: {type(err).__name__}: {err}")
+        if isinstance(err, gexc.GoogleAPICallError):
+            return ProviderError(f"gcs: {what} {uri}: {err.code}: {err.message}")
+        return ProviderError(f"gcs: {what} {uri}: {type(err).__name__}: {err}")
+
+    # ----------------------------------------------------------- provider
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        """Bytes ``[start, end)`` of the object (fewer at its end).
+
+        With ``etag`` (for GCS, the object's generation, as `head` reports it) the bytes
+        come from that generation only: the store serves exactly that version, and when
+        it is gone `cloudfits.StaleIndexError` is raised.
+        """
+        if start < 0 or end < start:
+            raise ValueError(f"invalid range [{start}, {end}) for gs://{path}")
+        what = f"reading bytes [{start}, {end}) of"
+        generation = _generation(etag, path)
+        if end == start:
+            if etag is not None:
+                self._check_generation(path, etag, what)
+            return b""
+        try:
+            data: bytes = self._blob(path, generation).download_as_bytes(
+                start=start,
+                end=end - 1,
+                raw_download=True,
+                checksum=None,
+                timeout=self.config.timeout,
+            )
+        except gexc.RequestRangeNotSatisfiable:
+            if etag is not None:
+                self._check_generation(path, etag, what)
+            return b""
+        except gexc.NotFound as err:
+            if etag is not None:
+                self._check_generation(path, etag, what)
+            raise self._error(err, path, what) from err
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as err:
+            raise self._error(err, path, what) from err
+        except requests.RequestException as err:
+            raise ProviderError(f"gcs: {what} gs://{path}: {err}") from err
+        if len(data) > end - start:
+            raise RangeResponseError(
+                f"gcs: gs://{path}: asked for bytes [{start}, {end}), got {len(data)} bytes"
+            )
+        return data
+
+    def _check_generation(self, path: str, etag: str, what: str) -> None:
+        """Raise StaleIndexError unless the live object has generation ``etag``."""
+        if self.head(path).etag != etag:
+            raise StaleIndexError(
+                f"gcs: {what} gs://{path}: the object changed since it was indexed"
+                f" (generation {etag} is gone)"
+            )
+
+    def head(self, path: str) -> ObjectInfo:
+        """Size, ETag and modification time of one object."""
+        bucket, _ = split_bucket_key(path)
+        blob = self._blob(path)
+        try:
+            blob.reload(projection="noAcl", timeout=self.config.timeout)
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as err:
+            raise self._error(err, path, "describing") from err
+        return _info(bucket, blob)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose path starts with ``prefix``, in path order."""
+        bucket, key_prefix = split_bucket_key(prefix)
+        try:
+            found = [
+                _info(bucket, blob)
+                for blob in self.client.list_blobs(
+                    self.client.bucket(bucket, user_project=self.config.billing_project),
+                    prefix=key_prefix or None,
+                    page_size=self.config.list_page_size,
+                    timeout=self.config.timeout,
+                )
+            ]
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as err:
+            raise self._error(err, prefix, "listing") from err
+        found.sort(key=lambda info: info.path.encode("utf-8"))
+        yield from found
+
+    def put_index(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path``, replacing what is there."""
+        content_type = "application/gzip" if path.endswith(".gz") else "application/json"
+        try:
+            self._blob(path).upload_from_string(
+                bytes(data), content_type=content_type, timeout=self.config.timeout
+            )
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as err:
+            raise self._error(err, path, "writing") from err
+
+
+def _generation(etag: str | None, path: str) -> int | None:
+    if etag is None:
+        return None
+    if not etag.isdigit():
+        raise StaleIndexError(
+            f"gcs: gs://{path}: {etag!r} is not a GCS generation; re-index the object"
+        )
+    return int(etag)
+
+
+def _info(bucket: str, blob: Any) -> ObjectInfo:
+    """What cloudfits records of a blob; its entity tag is the generation.
+
+    The generation changes exactly when the content does (metadata edits leave it) and
+    GCS serves a given generation on request, which makes conditional reads exact.
+    """
+    updated = blob.updated
+    return ObjectInfo(
+        f"{bucket}/{blob.name}",
+        int(blob.size or 0),
+        str(blob.generation) if blob.generation is not None else None,
+        updated.isoformat() if updated is not None else None,
+    )

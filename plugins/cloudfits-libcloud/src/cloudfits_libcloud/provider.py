@@ -1,0 +1,231 @@
+"""The ``libcloud+DRIVER://`` provider: any Libcloud storage driver behind the provider contract."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from libcloud.common.types import InvalidCredsError, LibcloudError
+from libcloud.storage.base import Container, Object, StorageDriver
+from libcloud.storage.providers import get_driver
+from libcloud.storage.types import (
+    ContainerDoesNotExistError,
+    ObjectDoesNotExistError,
+)
+
+from cloudfits import (
+    AccessDeniedError,
+    ObjectInfo,
+    ObjectNotFoundError,
+    ProviderConfigError,
+    ProviderError,
+    RangeResponseError,
+    StaleIndexError,
+)
+
+from . import LibcloudConfig
+
+__all__ = ["LibcloudProvider"]
+
+#: Drivers that speak S3 and take AWS_* credentials and AWS_ENDPOINT_URL by default.
+_S3_FAMILY = ("s3", "minio", "s3_rgw", "digitalocean_spaces", "scaleway", "ovh", "wasabi")
+_ENV: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    # driver prefix: (key variables, secret variables, endpoint variables)
+    "s3": (("AWS_ACCESS_KEY_ID",), ("AWS_SECRET_ACCESS_KEY",), ("AWS_ENDPOINT_URL",)),
+    "azure_blobs": (
+        ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_ACCOUNT_NAME"),
+        ("AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY"),
+        (),
+    ),
+}
+
+
+def _env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _split(path: str, driver: str) -> tuple[str, str]:
+    container, _, key = path.partition("/")
+    if not container:
+        raise ValueError(f"libcloud+{driver} path {path!r} has no container")
+    return container, key
+
+
+class LibcloudProvider:
+    """Reads ranges through a Libcloud storage driver, lists and writes indexes.
+
+    Libcloud drivers keep per-request state on their connection, so each thread
+    gets its own driver instance.
+    """
+
+    def __init__(self, config: LibcloudConfig, driver: str) -> None:
+        self.config = config
+        self.driver_name = driver.lower().replace("-", "_")
+        self.scheme = f"libcloud+{self.driver_name}"
+        try:
+            self._driver_class: type[StorageDriver] = get_driver(self.driver_name)
+        except AttributeError as err:
+            raise ProviderConfigError(
+                f"{self.scheme}: libcloud has no storage driver {driver!r}"
+            ) from err
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.driver_name!r}, {self.config!r})"
+
+    # ------------------------------------------------------------- driver
+
+    def _driver_arguments(self) -> tuple[list[Any], dict[str, Any]]:
+        c = self.config
+        family = "s3" if self.driver_name in _S3_FAMILY else self.driver_name
+        key_vars, secret_vars, endpoint_vars = _ENV.get(family, ((), (), ()))
+        key = c.key or _env(("CLOUDFITS_LIBCLOUD_KEY", *key_vars))
+        secret = c.secret or _env(("CLOUDFITS_LIBCLOUD_SECRET", *secret_vars))
+        options: dict[str, Any] = {}
+        endpoint = c.endpoint_url or _env(endpoint_vars)
+        if endpoint:
+            parts = urlsplit(endpoint)
+            if not parts.hostname:
+                raise ProviderConfigError(f"{self.scheme}: endpoint_url {endpoint!r} has no host")
+            options["host"] = parts.hostname
+            options["secure"] = parts.scheme != "http"
+            if parts.port:
+                options["port"] = parts.port
+            account = parts.path.strip("/")
+            if account and self.driver_name == "azure_blobs":
+                options["account_prefix"] = account
+        if c.region:
+            options["region"] = c.region
+        options.update(dict(c.driver_options))
+        return [key, secret], options
+
+    @property
+    def driver(self) -> StorageDriver:
+        """This thread's driver instance."""
+        driver: StorageDriver | None = getattr(self._local, "driver", None)
+        if driver is None:
+            args, options = self._driver_arguments()
+            try:
+                driver = self._driver_class(*args, **options)
+            except (TypeError, ValueError) as err:
+                raise ProviderConfigError(f"{self.scheme}: {err}") from err
+            self._local.driver = driver
+        return driver
+
+    def _object(self, path: str) -> Object:
+        """An ``Object`` to read from, made without a request."""
+        container_name, key = _split(path, self.driver_name)
+        driver = self.driver
+        container = Container(name=container_name, extra={}, driver=driver)
+        return Object(
+            name=key, size=0, hash="", extra={}, meta_data={}, container=container, driver=driver
+        )
+
+    # -------------------------------------------------------------- errors
+
+    def _error(self, err: Exception, path: str, what: str) -> Exception:
+        uri = f"{self.scheme}://{path}"
+        if isinstance(err, (ObjectDoesNotExistError, ContainerDoesNotExistError)):
+            return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found")
+        text = str(getattr(err, "value", "") or err)
+        if isinstance(err, InvalidCredsError) or "403" in text or "401" in text:
+            return AccessDeniedError(
+                f"{self.scheme}: {what} {uri}: access denied; check the key and secret"
+                " (CLOUDFITS_LIBCLOUD_KEY / CLOUDFITS_LIBCLOUD_SECRET)"
+            )
+        if "404" in text or "NoSuchBucket" in text or "ContainerNotFound" in text:
+            return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found")
+        return ProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}: {text[:200]}")
+
+    # ----------------------------------------------------------- provider
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        """Bytes ``[start, end)`` through the driver's range download.
+
+        Libcloud has no conditional read, so with ``etag`` the object's entity tag is
+        compared once (by `head`) before reading; a changed object raises
+        `cloudfits.StaleIndexError`.
+        """
+        if start < 0 or end < start:
+            raise ValueError(f"invalid range [{start}, {end}) for {self.scheme}://{path}")
+        what = f"reading bytes [{start}, {end}) of"
+        if etag is not None and self.head(path).etag != etag:
+            raise StaleIndexError(
+                f"{self.scheme}: {what} {self.scheme}://{path}: the object changed since it"
+                " was indexed"
+            )
+        if end == start:
+            return b""
+        obj = self._object(path)
+        try:
+            stream = self.driver.download_object_range_as_stream(obj, start, end)
+            data = b"".join(stream)
+        except (ObjectDoesNotExistError, ContainerDoesNotExistError, InvalidCredsError) as err:
+            raise self._error(err, path, what) from err
+        except LibcloudError as err:
+            if "416" in str(err.value):  # at or after the end of the object
+                return b""
+            raise self._error(err, path, what) from err
+        except requests.RequestException as err:
+            raise ProviderError(f"{self.scheme}: {what} {self.scheme}://{path}: {err}") from err
+        if len(data) > end - start:
+            raise RangeResponseError(
+                f"{self.scheme}: {self.scheme}://{path}: asked for bytes [{start}, {end}),"
+                f" got {len(data)} bytes"
+            )
+        return data
+
+    def head(self, path: str) -> ObjectInfo:
+        """Size, entity tag and modification time of one object."""
+        container, key = _split(path, self.driver_name)
+        try:
+            obj = self.driver.get_object(container, key)
+        except (LibcloudError, requests.RequestException) as err:
+            raise self._error(err, path, "describing") from err
+        return self._info(container, obj)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose path starts with ``prefix``, in path order."""
+        container_name, key_prefix = _split(prefix, self.driver_name)
+        driver = self.driver
+        container = Container(name=container_name, extra={}, driver=driver)
+        try:
+            found = [
+                self._info(container_name, obj)
+                for obj in driver.iterate_container_objects(container, prefix=key_prefix or None)
+            ]
+        except (LibcloudError, requests.RequestException) as err:
+            raise self._error(err, prefix, "listing") from err
+        found.sort(key=lambda info: info.path.encode("utf-8"))
+        yield from found
+
+    def put_index(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path`` with the driver's streaming upload."""
+        container_name, key = _split(path, self.driver_name)
+        driver = self.driver
+        container = Container(name=container_name, extra={}, driver=driver)
+        content_type = "application/gzip" if key.endswith(".gz") else "application/json"
+        try:
+            driver.upload_object_via_stream(
+                iter([bytes(data)]), container, key, extra={"content_type": content_type}
+            )
+        except (LibcloudError, requests.RequestException) as err:
+            raise self._error(err, path, "writing") from err
+
+    def _info(self, container: str, obj: Object) -> ObjectInfo:
+        etag = obj.extra.get("etag") or obj.hash
+        modified = obj.extra.get("last_modified")
+        return ObjectInfo(
+            f"{container}/{obj.name}",
+            int(obj.size or 0),
+            str(etag).strip('"') if etag else None,
+            str(modified) if modified else None,
+        )

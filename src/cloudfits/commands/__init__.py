@@ -1,0 +1,1 @@
+"""The subcommands of ``cloudfits``, one module each (see `cloudfits.cli.COMMANDS`)."""

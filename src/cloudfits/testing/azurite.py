@@ -1,0 +1,142 @@
+"""Start a throw-away Azurite (Azure Blob storage emulator) on 127.0.0.1.
+
+Azurite is the npm package ``azurite``; ``npm ci`` in the source tree installs the
+version ``package.json`` pins into ``node_modules/``. It runs in memory, without
+telemetry, on a free port::
+
+    azurite-blob --blobHost 127.0.0.1 --blobPort P --inMemoryPersistence
+                 --disableTelemetry --skipApiVersionCheck --silent
+
+Examples
+--------
+>>> with start_azurite(Path("/tmp/az")) as server:  # doctest: +SKIP
+...     server.create_container("data")
+...     server.connection_string
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .process import ServerProcess, find_executable, free_port, http_ready
+
+__all__ = ["ACCOUNT_KEY", "ACCOUNT_NAME", "AzuriteServer", "find_azurite", "start_azurite"]
+
+#: Azurite's built-in development account and its published key.
+ACCOUNT_NAME = "devstoreaccount1"
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def find_azurite() -> str:
+    """The ``azurite-blob`` executable (``CLOUDFITS_AZURITE``, ``node_modules/.bin``, PATH)."""
+    return find_executable(
+        "azurite-blob", "CLOUDFITS_AZURITE", "install it with 'npm ci' in the source tree"
+    )
+
+
+@dataclass(eq=False)
+class AzuriteServer:
+    """A running Azurite blob service.
+
+    Attributes
+    ----------
+    account_url : str
+        ``http://127.0.0.1:P/devstoreaccount1``.
+    port : int
+    process : ServerProcess
+    """
+
+    account_url: str
+    port: int
+    process: ServerProcess
+
+    @property
+    def account_name(self) -> str:
+        """The development account's name."""
+        return ACCOUNT_NAME
+
+    @property
+    def account_key(self) -> str:
+        """The development account's (published) key."""
+        return ACCOUNT_KEY
+
+    @property
+    def connection_string(self) -> str:
+        """A connection string for the development account on this server."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};"
+            f"AccountKey={ACCOUNT_KEY};BlobEndpoint={self.account_url};"
+        )
+
+    @property
+    def start_seconds(self) -> float:
+        """Seconds from launch until it answered."""
+        return self.process.start_seconds
+
+    def service_client(self) -> Any:
+        """An ``azure.storage.blob.BlobServiceClient`` with the account key."""
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient.from_connection_string(self.connection_string)
+
+    def create_container(self, name: str, *, public: bool = False) -> None:
+        """Create a container unless it exists; ``public`` allows anonymous reads."""
+        from azure.core.exceptions import ResourceExistsError
+
+        container = self.service_client().get_container_client(name)
+        with contextlib.suppress(ResourceExistsError):
+            container.create_container(public_access="container" if public else None)
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.process.stop()
+
+    def __enter__(self) -> AzuriteServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_azurite(workdir: Path, *, timeout: float = 30.0) -> AzuriteServer:
+    """Start ``azurite-blob`` on 127.0.0.1 and wait until it answers.
+
+    Parameters
+    ----------
+    workdir : Path
+        Its working directory (log in ``server.log``).
+    timeout : float
+        Seconds to wait.
+
+    Returns
+    -------
+    AzuriteServer
+
+    Raises
+    ------
+    cloudfits.testing.process.ServerNotFoundError
+        When Azurite is not installed.
+    RuntimeError
+        When it exits or does not answer in time.
+    """
+    executable = find_azurite()
+    port = free_port()
+    command = [
+        executable,
+        "--blobHost", "127.0.0.1",
+        "--blobPort", str(port),
+        "--inMemoryPersistence",
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--silent",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}/{ACCOUNT_NAME}"
+    process = ServerProcess(
+        "Azurite", command, workdir, http_ready(url + "?comp=list"), timeout=timeout
+    )
+    return AzuriteServer(account_url=url, port=port, process=process)

@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, tests_core, tests_plugin, docs, build, demo.
+"""Sessions: lint, tests, tests_core, tests_plugin, docs, build, demo, bench.
 
 ``nox -s lint tests docs`` is what CI runs: ``tests`` installs cloudfits, every
 provider plugin of ``plugins/`` and the local test servers (Azurite through
@@ -46,8 +46,10 @@ def _node_servers(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (lint and format check) and mypy, of the core and of every plugin."""
     session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]", *PLUGIN_INSTALLS)
-    session.run("ruff", "check", "src", "tests", "docs", "plugins", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "docs", "plugins", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "docs", "plugins", "benchmarks", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "src", "tests", "docs", "plugins", "benchmarks", "noxfile.py"
+    )
     session.run("mypy")
     for plugin in PLUGINS:
         session.run("mypy", f"plugins/{plugin}/src")
@@ -112,3 +114,14 @@ def demo(session: nox.Session) -> None:
     """The TESS tutorial against a local S3 server (no cloud account)."""
     session.install("-e", ".[demo]")
     session.run("cloudfits", "demo", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """cloudfits against astropy+fsspec and astrocut, at 0 and 20 ms of added latency.
+
+    Writes ``benchmarks/results/bench.{json,rst,png}``; arguments go to
+    ``python -m benchmarks.run`` (``nox -s bench -- --runs 5 --latency 50``).
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)

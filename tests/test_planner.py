@@ -113,4 +113,4 @@ def test_coalesce_merges_small_gaps_only() -> None:
 
 def test_split_parts_covers_span_exactly() -> None:
     parts = split_parts(10, 1_000, 300)
-    assert parts == [(10, 310), (310, 610), (610, 910), (910, 1000)]
+    assert parts == [(10, 257), (257, 505), (505, 752), (752, 1000)]

@@ -769,6 +769,25 @@ class TestS3Errors:
             with pytest.raises(ObjectNotFoundError, match=missing):
                 provider.get_range(path, 0, 10)
 
+    def test_presigned_range_reads_are_checked_by_the_server(
+        self, auth_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """Right credentials read through presigned URLs; a wrong secret is still denied."""
+        data = _fits_bytes()
+        with RecordingProxy(auth_server.endpoint_url) as proxy:
+            _use_credentials(monkeypatch, tmp_path, RIGHT_SECRET)
+            provider = S3Provider(S3Config(endpoint_url=proxy.url))
+            buffer = bytearray(100)
+            path = f"{PRIVATE_BUCKET}/{PRIVATE_KEY}"
+            assert provider.get_range_into(path, 10, memoryview(buffer)) == 100
+            assert bytes(buffer) == data[10:110]
+            assert "X-Amz-Signature=" in proxy.records[-1].target
+            _use_credentials(monkeypatch, tmp_path, SECRET)
+            wrong = S3Provider(S3Config(endpoint_url=proxy.url))
+            with pytest.raises(AccessDeniedError, match="requester_pays=True") as caught:
+                wrong.get_range_into(path, 0, memoryview(bytearray(10)))
+            assert SECRET not in _full_text(caught.value)
+
     def test_requester_pays_header_on_every_request(self, s3_server: S3Server) -> None:
         s3_server.create_bucket(CONFORMANCE_BUCKET)
         key = f"rp-{uuid.uuid4().hex[:8]}/a.bin"
@@ -781,14 +800,17 @@ class TestS3Errors:
                 )
                 path = f"{CONFORMANCE_BUCKET}/{key}"
                 assert provider.get_range(path, 2, 5) == b"234"
+                buffer = bytearray(3)
+                assert provider.get_range_into(path, 2, memoryview(buffer)) == 3
+                assert bytes(buffer) == b"234"
                 assert provider.head(path).size == 10
                 assert len(list(provider.list(path))) == 1
                 provider.put_index(f"{CONFORMANCE_BUCKET}/rp-indexes/{key}.json", b"{}")
                 deadline = time.monotonic() + 5
-                while proxy.request_count < 4 and time.monotonic() < deadline:
+                while proxy.request_count < 5 and time.monotonic() < deadline:
                     time.sleep(0.01)  # the proxy records a request after relaying its answer
                 headers = [r.headers.get("x-amz-request-payer") for r in proxy.records]
-                assert [r.method for r in proxy.records] == ["GET", "HEAD", "GET", "PUT"]
+                assert [r.method for r in proxy.records] == ["GET", "GET", "HEAD", "GET", "PUT"]
                 expected = "requester" if requester_pays else None
                 assert headers == [expected] * len(headers)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from .accounting import ReadStats
 from .errors import CloudFitsError
-from .fetcher import ObjectReader
+from .fetcher import ObjectReader, prestart
 from .index import FileEntry, FitsIndex
 from .plugins import get_registry
 from .providers.base import ObjectInfo, Provider
@@ -146,7 +146,7 @@ def build_index(
     data_uri: str | None = None,
     *,
     suffixes: Iterable[str] = FITS_SUFFIXES,
-    concurrency: int = 16,
+    concurrency: int = 64,
     speculative_read: int = DEFAULT_SPECULATIVE_READ,
     stats: ReadStats | None = None,
     on_scanned: Callable[[ObjectInfo], None] | None = None,
@@ -168,7 +168,8 @@ def build_index(
     suffixes : iterable of str
         Name endings (case-insensitive) of the objects to index.
     concurrency : int
-        Objects scanned at once.
+        Objects scanned at once (each scan is a chain of dependent reads, one per
+        header not covered by an earlier read, so the objects run side by side).
     speculative_read : int
         Bytes read at once where a header starts.
     stats : ReadStats, optional
@@ -211,7 +212,9 @@ def build_index(
         )
 
     objects = found.objects
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(objects)))) as pool:
+    workers = max(1, min(concurrency, len(objects)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="cloudfits-index") as pool:
+        prestart(pool, len(objects))
         files = list(pool.map(one, objects))
     return FitsIndex(data_uri, files)
 

@@ -15,11 +15,18 @@ from astropy.io.fits.hdu.image import Section as _AstropySection
 from .accounting import ReadStats
 from .compressed import TileCompressedImage
 from .errors import IndexFormatError
-from .fetcher import FetchOptions, ObjectReader
+from .fetcher import FetchOptions, ObjectReader, shared_pool
 from .geometry import HDUKind, card_value, hdu_kind, image_scaling, image_shape, scale_image
 from .planner import plan_section
 from .plugins import get_registry
-from .scan import HDULayout, header_data_size, parse_header, scan_fits
+from .scan import (
+    DEFAULT_SPECULATIVE_READ,
+    HDULayout,
+    header_data_size,
+    padded,
+    parse_header,
+    scan_fits,
+)
 from .sky import cutout, header_wcs
 from .tables import column_definitions, read_table, row_count
 from .uri import join_uri, redact_uri, split_uri
@@ -457,18 +464,32 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
     uri : str or os.PathLike
         ``s3://bucket/key.fits``, ``https://host/file.fits``, a local path, ...
     **options
-        Provider options (``requester_pays=True``, ``endpoint_url=...``), and the fetch
-        options ``max_gap``, ``max_part``, ``max_concurrency``.
+        Provider options (``requester_pays=True``, ``endpoint_url=...``), the fetch
+        options ``max_gap``, ``max_part``, ``max_concurrency``, and
+        ``speculative_read`` (bytes read at once where a header starts).
+
+    Notes
+    -----
+    The object's size (``head``) and its first ``speculative_read`` bytes are
+    requested at once; a file whose headers all sit in those bytes, or in one more
+    read after a data block, opens in one or two dependent round trips.
     """
     text = os.fspath(uri)
     shown = redact_uri(text)
     fetch_options, options = _split_fetch_options(dict(options))
+    speculative = int(options.pop("speculative_read", DEFAULT_SPECULATIVE_READ))
     provider, path = get_registry().for_uri(text, **options)
     stats = ReadStats()
-    info = provider.head(path)
-    # Every read is pinned to the version whose headers are scanned now.
-    reader = ObjectReader(provider, path, shown, [stats], etag=info.etag)
-    layouts = scan_fits(reader.read, info.size, name=shown)
+    reader = ObjectReader(provider, path, shown, [stats])
+    # One round trip for the size and the first headers: both requests at once.
+    head = shared_pool(fetch_options.max_concurrency).submit(provider.head, path)
+    try:
+        first = reader.read_prefix(0, padded(speculative))
+    finally:
+        info = head.result()
+    # From here on every read is pinned to the version head() describes.
+    reader.etag = info.etag
+    layouts = scan_fits(reader.read, info.size, name=shown, speculative=speculative, initial=first)
     return RemoteFITS(
         reader,
         layouts,

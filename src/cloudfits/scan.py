@@ -98,12 +98,12 @@ class _Buffer:
     and no byte is fetched twice.
     """
 
-    def __init__(self, read: Reader, size: int, speculative: int) -> None:
+    def __init__(self, read: Reader, size: int, speculative: int, initial: bytes = b"") -> None:
         self._read = read
         self._size = size
         self._speculative = speculative
         self._start = 0
-        self._data = b""
+        self._data = initial[:size]
 
     def get(self, start: int, end: int, *, where: str) -> bytes:
         end = min(end, self._size)
@@ -134,6 +134,7 @@ def scan_fits(
     name: str,
     speculative: int = DEFAULT_SPECULATIVE_READ,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    initial: bytes = b"",
 ) -> list[HDULayout]:
     """Locate every HDU of a FITS object from its headers.
 
@@ -149,6 +150,9 @@ def scan_fits(
         Bytes to read at once when a header starts (rounded up to whole blocks).
     max_header_bytes : int
         Largest header accepted; a larger one is taken as malformed input.
+    initial : bytes
+        The object's first bytes, when they were read already (they are not read
+        again).
 
     Returns
     -------
@@ -160,7 +164,7 @@ def scan_fits(
         When the object is truncated or a header is malformed; the message names the
         object, the HDU number and the byte offset.
     """
-    buffer = _Buffer(read, size, padded(max(speculative, BLOCK)))
+    buffer = _Buffer(read, size, padded(max(speculative, BLOCK)), initial)
     layouts: list[HDULayout] = []
     offset = 0
     if size < BLOCK:

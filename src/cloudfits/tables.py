@@ -16,6 +16,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
+from .colruns import cheaper_by_columns, column_groups, read_column_runs
 from .errors import CloudFitsWarning, FitsFormatError
 from .geometry import HDUKind, axis_lengths, bitpix, int_card
 from .heap import compact_heap, heap_columns
@@ -33,6 +34,17 @@ __all__ = [
     "row_nbytes",
     "row_count",
 ]
+
+
+def _read_column_runs(
+    hdu: RemoteHDU,
+    rows: np.ndarray,
+    rowlen: int,
+    groups: list[tuple[int, int]],
+    options: FetchOptions,
+) -> np.ndarray:
+    return read_column_runs(hdu.file.reader, hdu.layout.data_offset, rows, rowlen, groups, options)
+
 
 _HDU_CLASSES: dict[HDUKind, type[Any]] = {
     HDUKind.BINTABLE: fits.BinTableHDU,
@@ -158,10 +170,19 @@ def read_table(
         unique = np.zeros(1, dtype=np.int64)
     options = options or hdu.file.fetch_options
     layout = hdu.layout
-    body = hdu.file.reader.read_runs(layout.data_offset, unique * rowlen, rowlen, options)
+    variable = heap_columns(header_only_hdu(kind, header).columns) if kind in _HEAP_KINDS else []
+    groups = None
+    if columns is not None and kind is HDUKind.BINTABLE and not variable:
+        wanted_names = _column_names(hdu.columns, columns)
+        groups = column_groups(hdu, wanted_names, rowlen)
+        if groups is not None and not cheaper_by_columns(unique, rowlen, groups, options):
+            groups = None
+    if groups is None:
+        body = hdu.file.reader.read_runs(layout.data_offset, unique * rowlen, rowlen, options)
+    else:
+        body = _read_column_runs(hdu, unique, rowlen, groups, options)
     heap_size: int | None = None
     parts = [body.tobytes()]
-    variable = heap_columns(header_only_hdu(kind, header).columns) if kind in _HEAP_KINDS else []
     if variable and layout.data_size > nrows * rowlen:
         theap = int(header.get("THEAP", nrows * rowlen))
         heap = compact_heap(

@@ -50,6 +50,11 @@ class Provider(Protocol):
     (throttling, 5xx, resets, timeouts, a body cut short) and
     `cloudfits.RangeResponseError` (other bytes than asked for) are retried by the
     range engine. No message or ``repr`` may contain a credential.
+
+    A provider may also offer ``get_range_into(path, start, out, *, etag=None) -> int``:
+    fill the writable buffer ``out`` with the bytes from ``start`` (fewer at the end of
+    the object) and return how many were written. The range engine uses it when present,
+    so the body goes from the network into the result array with no copy.
     """
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:

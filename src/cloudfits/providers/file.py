@@ -62,20 +62,56 @@ class FileProvider:
             raise AccessDeniedError(f"file: {path!r} is outside the root {self.config.root!r}")
         return candidate
 
+    @staticmethod
+    def _check_tag(fd: int, path: str, etag: str | None) -> None:
+        if etag is None:
+            return
+        found = file_tag(os.fstat(fd))
+        if found != etag:
+            raise StaleIndexError(
+                f"file: {path!r} changed since it was indexed (tag {found}, the index has {etag})"
+            )
+
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         if start < 0 or end < start:
             raise ValueError(f"file: invalid range [{start}, {end}) for {path!r}")
         real = self._resolve(path)
         try:
             with open(real, "rb") as f:
-                if etag is not None:
-                    found = file_tag(os.fstat(f.fileno()))
-                    if found != etag:
-                        raise StaleIndexError(
-                            f"file: {path!r} changed since it was indexed"
-                            f" (tag {found}, the index has {etag})"
-                        )
+                self._check_tag(f.fileno(), path, etag)
                 return os.pread(f.fileno(), end - start, start) if end > start else b""
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
+        except PermissionError as err:
+            raise AccessDeniedError(f"file: {path!r}: permission denied") from err
+        except IsADirectoryError as err:
+            raise ObjectNotFoundError(f"file: {path!r} is a directory") from err
+
+    def get_range_into(
+        self, path: str, start: int, out: memoryview, *, etag: str | None = None
+    ) -> int:
+        """Read bytes from ``start`` straight into ``out`` (``preadv``); return the count.
+
+        With ``etag``, the opened file's tag (`file_tag`) must equal it, else
+        `~cloudfits.StaleIndexError`.
+        """
+        if start < 0:
+            raise ValueError(f"file: invalid start {start} for {path!r}")
+        real = self._resolve(path)
+        try:
+            with open(real, "rb") as f:
+                self._check_tag(f.fileno(), path, etag)
+                got = 0
+                while got < len(out):
+                    if hasattr(os, "preadv"):
+                        k = os.preadv(f.fileno(), [out[got:]], start + got)
+                    else:  # pragma: no cover - platforms without preadv
+                        f.seek(start + got)
+                        k = f.readinto(out[got:]) or 0
+                    if not k:
+                        break
+                    got += k
+                return got
         except FileNotFoundError as err:
             raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
         except PermissionError as err:

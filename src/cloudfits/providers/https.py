@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,7 @@ from ..errors import (
 from ..hookspecs import hookimpl
 from ..plugins import ProviderRegistry
 from .base import ObjectInfo, ProviderSpec, check_content_range
+from .streams import copy_into, read_body_into
 
 __all__ = ["HTTPSConfig", "HTTPSProvider"]
 
@@ -116,12 +118,14 @@ class HTTPSProvider:
         host, slash, rest = path.partition("/")
         return f"{self.scheme}://{host.rpartition('@')[2]}{slash}{rest}"
 
-    def _request(self, method: str, path: str, headers: dict[str, str], what: str) -> Any:
+    def _request(
+        self, method: str, path: str, headers: dict[str, str], what: str, *, preload: bool = True
+    ) -> Any:
         url, auth = self._split_auth(path)
         shown = self._url(path)
         try:
             response = self.pool.request(
-                method, url, headers={**auth, **headers}, preload_content=True
+                method, url, headers={**auth, **headers}, preload_content=preload
             )
         except (urllib3.exceptions.SSLError, urllib3.exceptions.LocationValueError) as err:
             raise ProviderError(f"{self.scheme}: {what} {shown}: {type(err).__name__}") from err
@@ -133,6 +137,8 @@ class HTTPSProvider:
                 f"{self.scheme}: {what} {shown}: {type(err).__name__}"
             ) from err
         status = response.status
+        if status >= 400 and not preload:
+            response.drain_conn()
         if status == 404 or status == 410:
             raise ObjectNotFoundError(f"{self.scheme}: {what} {shown}: not found ({status})")
         if status in (401, 403):
@@ -174,6 +180,48 @@ class HTTPSProvider:
             return data
         # 200: the server ignored the range and sent the whole object.
         return data[start:end]
+
+    def get_range_into(
+        self, path: str, start: int, out: memoryview, *, etag: str | None = None
+    ) -> int:
+        """Read bytes from ``start`` straight into ``out``; return how many were written.
+
+        The body goes from the socket into ``out`` without an intermediate copy. With
+        ``etag``, the request carries ``If-Match`` and a changed object raises
+        `~cloudfits.errors.StaleIndexError`.
+        """
+        if start < 0:
+            raise ValueError(f"invalid start {start} for {self._url(path)}")
+        end = start + len(out)
+        if end == start:
+            return 0
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        if etag is not None and not etag.startswith("W/"):
+            headers["If-Match"] = f'"{etag}"'
+        what = f"reading bytes [{start}, {end}) of"
+        response = self._request("GET", path, headers, what, preload=False)
+        try:
+            found = _etag(response.headers.get("ETag"))
+            if etag is not None and found is not None and found != etag:
+                raise StaleIndexError(
+                    f"{self.scheme}: {self._url(path)} changed since it was indexed"
+                    f" (ETag {found}, the index has {etag}): rebuild the index"
+                )
+            if response.status == 416:
+                return 0
+            if response.status == 206:
+                got = read_body_into(response, out)
+                content_range = response.headers.get("Content-Range", "")
+                check_content_range(content_range, start, end, got, uri=self._url(path))
+                return got
+            # 200: the server ignored the range and sent the whole object.
+            return copy_into(response.read()[start:end], out)
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
+            raise TransientProviderError(
+                f"{self.scheme}: {what} {self._url(path)}: {type(err).__name__}"
+            ) from err
+        finally:
+            response.close()
 
     def head(self, path: str) -> ObjectInfo:
         response = self._request("HEAD", path, {}, "describing")

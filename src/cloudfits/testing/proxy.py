@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["RecordingProxy", "RequestRecord"]
+__all__ = ["RecordingProxy", "RequestRecord", "dependent_round_trips"]
 
 _LIMIT = 1 << 20  # longest accepted message head or chunk-size line
 _BLOCK = 1 << 16  # relay block size
@@ -51,6 +52,10 @@ class RequestRecord:
     response_bytes : int
         Number of response body bytes relayed to the client (de-chunked; for a response cut
         short by a disconnect, the bytes relayed until then).
+    started : float
+        `time.monotonic` when the request head arrived (before any added delay).
+    finished : float
+        `time.monotonic` when the exchange was recorded (just before the last byte went out).
     """
 
     method: str
@@ -59,6 +64,24 @@ class RequestRecord:
     status: int
     request_bytes: int
     response_bytes: int
+    started: float = 0.0
+    finished: float = 0.0
+
+
+def dependent_round_trips(records: list[RequestRecord]) -> int:
+    """Length of the longest chain of requests each sent after the previous one's answer.
+
+    Requests in flight at the same time count once; a request that starts only after
+    another has finished adds one. With added latency this is the number of round trips
+    a client waited for one after another.
+    """
+    depth: list[tuple[float, int]] = []  # (finished, depth) of the requests seen so far
+    longest = 0
+    for record in sorted(records, key=lambda r: r.started):
+        level = 1 + max((d for f, d in depth if f <= record.started), default=0)
+        depth.append((record.finished, level))
+        longest = max(longest, level)
+    return longest
 
 
 class _Closed(Exception):
@@ -95,6 +118,7 @@ class _Exchange:
     sent: _Tally = field(default_factory=_Tally)
     received: _Tally = field(default_factory=_Tally)
     recorded: bool = False
+    started: float = field(default_factory=time.monotonic)
 
 
 def _parse_head(raw: bytes) -> tuple[list[str], dict[str, str]]:
@@ -477,6 +501,8 @@ class RecordingProxy:
             status=ex.status,
             request_bytes=ex.sent.n,
             response_bytes=ex.received.n,
+            started=ex.started,
+            finished=time.monotonic(),
         )
         with self._lock:
             self._records.append(record)

@@ -1,0 +1,1 @@
+"""``nox -s bench``: cloudfits side by side with astropy+fsspec and astrocut."""

@@ -16,7 +16,15 @@ from .accounting import ReadStats
 from .compressed import TileCompressedImage
 from .errors import IndexFormatError
 from .fetcher import FetchOptions, ObjectReader, shared_pool
-from .geometry import HDUKind, card_value, hdu_kind, image_scaling, image_shape, scale_image
+from .geometry import (
+    HDUKind,
+    axis_lengths,
+    card_value,
+    hdu_kind,
+    image_scaling,
+    image_shape,
+    scale_image,
+)
 from .planner import plan_section
 from .plugins import get_registry
 from .scan import (
@@ -328,13 +336,14 @@ class RemoteHDU:
             forms = [str(card_value(header, f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
             fmt = "[" + ", ".join(forms) + "]"
         else:
-            naxes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, header["NAXIS"] + 1)]
+            naxes = axis_lengths(header)  # FitsFormatError for a hostile header
             scaling = image_scaling(header)
             fmt = scaling.raw_dtype.name if naxes and all(naxes) else ""
             if self.kind is HDUKind.GROUPS:
                 naxes = naxes[1:]
                 fmt = scaling.dtype.name if naxes and all(naxes) else ""
-                extra = f"{header.get('GCOUNT', 1)} Groups  {header.get('PCOUNT', 0)} Parameters"
+                groups, params = card_value(header, "GCOUNT", 1), card_value(header, "PCOUNT", 0)
+                extra = f"{groups} Groups  {params} Parameters"
             elif fmt and (scaling.bscale != 1 or scaling.bzero != 0):
                 rescaled = scaling.dtype if scaling.raw_dtype.kind != "f" else None
                 if rescaled is not None:
@@ -343,7 +352,7 @@ class RemoteHDU:
         return (
             self.number,
             self.name,
-            header.get("EXTVER", 1),  # as astropy shows it, even when not an integer
+            card_value(header, "EXTVER", 1),  # as astropy shows it, even when not an integer
             _TYPE_NAMES[self.kind],
             len(header),
             dims,

@@ -27,7 +27,7 @@ from cloudfits import (
     download_index,
     load_index,
 )
-from cloudfits.providers.file import FileConfig, FileProvider
+from cloudfits.providers.file import FileConfig, FileProvider, file_tag
 from cloudfits.scan import BLOCK, HDULayout, padded
 from cloudfits.testing.seaweedfs import S3Server
 
@@ -62,7 +62,7 @@ def test_local_index_lists_every_corpus_file(corpus_index: FitsIndex) -> None:
         path = CORPUS_DIR / entry.path
         assert not os.path.isabs(entry.path)
         assert entry.size == path.stat().st_size
-        assert entry.etag is None  # local files have none
+        assert entry.etag == file_tag(path.stat())  # size and mtime_ns
         assert entry.last_modified is not None
         dt.datetime.fromisoformat(entry.last_modified)
         data = path.read_bytes()
@@ -105,7 +105,7 @@ def test_key_order(corpus_index: FitsIndex) -> None:
     assert document["generator"].startswith("cloudfits ")
     dt.datetime.fromisoformat(document["created"])
     for entry in document["files"]:
-        assert list(entry) == ["path", "size", "last_modified", "hdus"]
+        assert list(entry) == ["path", "size", "etag", "last_modified", "hdus"]
         for hdu in entry["hdus"]:
             assert list(hdu) == HDU_KEYS
 
@@ -318,9 +318,9 @@ def _mutations() -> list[Any]:
         pytest.param(top("data_uri", None), "'data_uri' must be str", id="data_uri-none"),
         pytest.param(file("size", True), "'size' must be int", id="size-bool"),
         pytest.param(file("size", "8640"), "'size' must be int", id="size-str"),
-        pytest.param(file("size", -1), "negative size", id="size-negative"),
+        pytest.param(file("size", -1), "'size' must not be negative", id="size-negative"),
         pytest.param(file("path", 3), "'path' must be str", id="path-int"),
-        pytest.param(file("etag", 5), "'etag' must be a string", id="etag-int"),
+        pytest.param(file("etag", 5), "'etag' must be str", id="etag-int"),
         pytest.param(hdu(0, "header_offset", False), "'header_offset' must be int", id="bool"),
         pytest.param(hdu(1, "data_offset", "8640"), "'data_offset' must be int", id="str-off"),
         pytest.param(hdu(1, "data_size", 80.0), "'data_size' must be int", id="float-size"),
@@ -336,7 +336,7 @@ def _mutations() -> list[Any]:
         pytest.param(swap, inconsistent, id="swapped"),
         pytest.param(shift(1, "data_offset", BLOCK), inconsistent, id="data-offset"),
         pytest.param(shift(1, "data_offset", 80), inconsistent, id="data-unaligned"),
-        pytest.param(hdu(1, "data_size", -1), inconsistent, id="data-size-negative"),
+        pytest.param(hdu(1, "data_size", -1), "must not be negative", id="data-size-negative"),
         pytest.param(past_size, inconsistent, id="past-size"),
         pytest.param(short_card, "80-character cards", id="partial-card"),
         pytest.param(longer_header, inconsistent, id="header-too-long"),

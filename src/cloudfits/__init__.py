@@ -23,6 +23,7 @@ from .errors import (
     ProviderNotFoundError,
     RangeResponseError,
     StaleIndexError,
+    TransientProviderError,
     UnsupportedOperationError,
 )
 from .fetcher import FetchOptions
@@ -65,6 +66,7 @@ __all__ = [
     "RemoteHDU",
     "Section",
     "StaleIndexError",
+    "TransientProviderError",
     "UnsupportedOperationError",
     "__version__",
     "build_index",

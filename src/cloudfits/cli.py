@@ -30,6 +30,7 @@ from .commands.cost import prices, summary_line
 from .commands.index import add_arguments as _add_index_arguments
 from .commands.index import run as run_index
 from .commands.providers import print_providers
+from .commands.verify import verify_parser
 from .errors import CloudFitsError, ProviderConfigError
 
 __all__ = [
@@ -74,6 +75,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("providers", "cloudfits.commands.providers", "the providers, schemes and options"),
     Command("demo", "cloudfits.commands.demo", "the TESS tutorial on a local S3 server"),
     Command("cutout", "cloudfits.commands.cutout", "cutout around RA/Dec as FITS (and PNG)"),
+    Command("verify", "cloudfits.commands.verify", "check an index against its store"),
     # Further subcommands are added here, one line each.
 )
 
@@ -196,7 +198,12 @@ def index_main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["providers"]:
         print_providers()
         return EXIT_OK
-    parser = index_parser()
+    if "--verify" in argv:  # cloudfits-index --verify INDEX_URI: cloudfits verify
+        parser = verify_parser()
+        argv.remove("--verify")
+    else:
+        parser = index_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING)
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING)
     return _dispatch(args, parser)

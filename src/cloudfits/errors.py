@@ -19,6 +19,7 @@ __all__ = [
     "ProviderNotFoundError",
     "RangeResponseError",
     "StaleIndexError",
+    "TransientProviderError",
     "UnsupportedOperationError",
 ]
 
@@ -45,6 +46,12 @@ class AccessDeniedError(ProviderError, PermissionError):
 
 class RangeResponseError(ProviderError):
     """A range response did not carry exactly the bytes that were asked for."""
+
+
+class TransientProviderError(ProviderError):
+    """A failure that may pass: throttling (429, ``SlowDown``), a 5xx answer, a reset or
+    timed-out connection, a body cut short. The range engine retries these; one reaches
+    the caller only when the retry budget of a read is spent."""
 
 
 class UnsupportedOperationError(ProviderError):

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from .accounting import ReadStats, process_stats
 from .cost import DEFAULT_COST_MODEL, CostModel
 from .errors import CloudFitsError, RangeResponseError
 from .providers.base import Provider
+from .retry import RETRYABLE_ERRORS, RetryPolicy
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -43,7 +46,9 @@ __all__ = [
 DEFAULT_MAX_GAP = DEFAULT_COST_MODEL.gap_bytes
 DEFAULT_MAX_PART = DEFAULT_COST_MODEL.part_bytes
 DEFAULT_MAX_CONCURRENCY = 32
-SHORT_READ_ATTEMPTS = 3
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,11 @@ Job = tuple[int, int, memoryview]
 class ObjectReader:
     """Reads byte ranges of one object through a provider, counting every request.
 
+    Every read is exact or fails: the length of each answer is checked (providers
+    check ``Content-Range``), and transient failures (`cloudfits.TransientProviderError`,
+    `cloudfits.RangeResponseError`) are retried under ``retry``, with jittered
+    exponential backoff; other errors end the read at once.
+
     Parameters
     ----------
     provider : Provider
@@ -240,7 +250,10 @@ class ObjectReader:
     stats : sequence of ReadStats
         Counters to update besides the process-wide one.
     etag : str, optional
-        The version of the object the reads must come from; passed to the provider.
+        The version of the object the reads must come from; passed to the provider,
+        which raises `cloudfits.StaleIndexError` when the object changed.
+    retry : RetryPolicy, optional
+        The retry budget of each read (default: `RetryPolicy.from_environment`).
     """
 
     def __init__(
@@ -251,11 +264,13 @@ class ObjectReader:
         stats: Sequence[ReadStats] = (),
         *,
         etag: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.provider = provider
         self.path = path
         self.uri = uri
         self.etag = etag
+        self.retry = retry or RetryPolicy.from_environment()
         self._stats = (process_stats, *stats)
 
     def _provider_kwargs(self) -> dict[str, Any]:
@@ -265,59 +280,103 @@ class ObjectReader:
         for stats in self._stats:
             stats.record(nbytes)
 
+    def _attempts(self, start: int, end: int, once: Callable[[], T]) -> T:
+        """``once()``, retried on transient errors within the retry budget."""
+        policy = self.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return once()
+            except RETRYABLE_ERRORS as err:
+                if policy.gives_up(attempt, started):
+                    if attempt == 1:
+                        raise
+                    raise type(err)(f"{err} (gave up after {attempt} attempts)") from err
+                delay = policy.backoff(attempt)
+                logger.debug(
+                    "%s: bytes [%d, %d), attempt %d failed (%s); retrying in %.2f s",
+                    self.uri,
+                    start,
+                    end,
+                    attempt,
+                    type(err).__name__,
+                    delay,
+                )
+                time.sleep(delay)
+
     def read(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)``, exactly; a short answer is retried, then an error."""
+        """Bytes ``[start, end)``, exactly, or an error; never fewer or other bytes.
+
+        Raises
+        ------
+        RangeResponseError
+            When every attempt answered with the wrong bytes.
+        TransientProviderError
+            When the store kept failing past the retry budget.
+        StaleIndexError
+            When the object is no longer the version pinned by ``etag``.
+        """
         if end <= start:
             return b""
         if getattr(self.provider, "get_range_into", None) is not None:
             buffer = bytearray(end - start)
             self._fetch_into(start, end, memoryview(buffer))
             return bytes(buffer)
-        got = 0
-        for _attempt in range(SHORT_READ_ATTEMPTS):
+
+        def once() -> bytes:
             data = self.provider.get_range(self.path, start, end, **self._provider_kwargs())
-            got = len(data)
-            self._record(got)
-            if got == end - start:
-                return data
-        raise self._short(start, end, got)
+            self._record(len(data))
+            if len(data) != end - start:
+                raise self._short(start, end, len(data))
+            return data
+
+        return self._attempts(start, end, once)
 
     def read_prefix(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)``, or fewer where the object ends first (one request).
 
-        For speculative reads made before the object's size is known.
+        For speculative reads made before the object's size is known; transient
+        failures are retried like any read.
         """
         if end <= start:
             return b""
         into = getattr(self.provider, "get_range_into", None)
-        if into is not None:
-            buffer = bytearray(end - start)
-            got = int(into(self.path, start, memoryview(buffer), **self._provider_kwargs()))
-            self._record(got)
-            return bytes(buffer[:got])
-        data = self.provider.get_range(self.path, start, end, **self._provider_kwargs())
-        self._record(len(data))
-        return data
+
+        def once() -> bytes:
+            if into is not None:
+                buffer = bytearray(end - start)
+                got = int(into(self.path, start, memoryview(buffer), **self._provider_kwargs()))
+                self._record(got)
+                return bytes(buffer[:got])
+            data = self.provider.get_range(self.path, start, end, **self._provider_kwargs())
+            self._record(len(data))
+            return data
+
+        return self._attempts(start, end, once)
 
     def _short(self, start: int, end: int, got: int) -> RangeResponseError:
-        return RangeResponseError(
-            f"{self.uri}: bytes [{start}, {end}) answered with {got} bytes"
-            f" after {SHORT_READ_ATTEMPTS} attempts"
-        )
+        return RangeResponseError(f"{self.uri}: bytes [{start}, {end}) answered with {got} bytes")
 
     def _fetch_into(self, start: int, end: int, target: memoryview) -> None:
-        """Fill ``target`` with bytes ``[start, end)`` exactly: the single-range fetch."""
+        """Fill ``target`` with bytes ``[start, end)`` exactly: the single-range fetch.
+
+        A failed attempt may leave ``target`` partly written; the next one rewrites it
+        whole, and a read that gives up raises, so no partial buffer is ever returned.
+        """
         into = getattr(self.provider, "get_range_into", None)
         if into is None:
             target[:] = self.read(start, end)
             return
-        got = 0
-        for _attempt in range(SHORT_READ_ATTEMPTS):
+
+        def once() -> None:
             got = int(into(self.path, start, target, **self._provider_kwargs()))
             self._record(got)
-            if got == end - start:
-                return
-        raise self._short(start, end, got)
+            if got != end - start:
+                raise self._short(start, end, got)
+
+        self._attempts(start, end, once)
 
     def read_runs(
         self,

@@ -14,16 +14,20 @@ from math import prod
 from typing import Any
 
 import numpy as np
-from astropy.io.fits import Header
+from astropy.io.fits import Header, VerifyError
+
+from .errors import FitsFormatError
 
 __all__ = [
     "BITPIX_DTYPES",
     "HDUKind",
     "ImageScaling",
+    "card_value",
     "data_size",
     "hdu_kind",
     "image_scaling",
     "image_shape",
+    "int_card",
     "scale_image",
 ]
 
@@ -58,46 +62,60 @@ class HDUKind(str, enum.Enum):
         return self is HDUKind.COMPRESSED_IMAGE
 
 
+def card_value(header: Header, key: str, default: Any = None) -> Any:
+    """``header.get(key, default)``, with a card astropy cannot parse as `FitsFormatError`.
+
+    astropy parses card values lazily, so a malformed card surfaces only when read.
+    """
+    try:
+        return header.get(key, default)
+    except (VerifyError, ValueError) as err:
+        raise FitsFormatError(f"card {key}: {err}") from err
+
+
 def hdu_kind(header: Header) -> HDUKind:
     """Classify an HDU by its header."""
     if "SIMPLE" in header:
-        if header.get("GROUPS") is True and header.get("NAXIS1", -1) == 0:
+        if card_value(header, "GROUPS") is True and card_value(header, "NAXIS1", -1) == 0:
             return HDUKind.GROUPS
         return HDUKind.PRIMARY
-    xtension = str(header.get("XTENSION", "")).strip().upper()
+    xtension = str(card_value(header, "XTENSION", "")).strip().upper()
     if xtension in ("IMAGE", "IUEIMAGE"):
         return HDUKind.IMAGE
     if xtension in ("BINTABLE", "A3DTABLE"):
-        return HDUKind.COMPRESSED_IMAGE if header.get("ZIMAGE") is True else HDUKind.BINTABLE
+        return (
+            HDUKind.COMPRESSED_IMAGE if card_value(header, "ZIMAGE") is True else HDUKind.BINTABLE
+        )
     if xtension == "TABLE":
         return HDUKind.TABLE
     # Unknown conforming extensions still have a well-defined size; read them as images.
     return HDUKind.IMAGE
 
 
-def _int_card(header: Header, key: str, default: int | None = None) -> int:
-    value = header.get(key, default)
+def int_card(header: Header, key: str, default: int | None = None) -> int:
+    """An integer card's value; `FitsFormatError` when it is missing or not an integer."""
+    value = card_value(header, key, default)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{key} must be an integer, not {value!r}")
+        raise FitsFormatError(f"{key} must be an integer, not {value!r}")
     return int(value)
 
 
 def axis_lengths(header: Header) -> list[int]:
     """NAXIS1..NAXISn in FITS order, validated."""
-    naxis = _int_card(header, "NAXIS")
+    naxis = int_card(header, "NAXIS")
     if not 0 <= naxis <= MAX_NAXIS:
-        raise ValueError(f"NAXIS = {naxis} is outside 0..{MAX_NAXIS}")
-    lengths = [_int_card(header, f"NAXIS{i}") for i in range(1, naxis + 1)]
+        raise FitsFormatError(f"NAXIS = {naxis} is outside 0..{MAX_NAXIS}")
+    lengths = [int_card(header, f"NAXIS{i}") for i in range(1, naxis + 1)]
     for i, n in enumerate(lengths, 1):
         if n < 0:
-            raise ValueError(f"NAXIS{i} = {n} is negative")
+            raise FitsFormatError(f"NAXIS{i} = {n} is negative")
     return lengths
 
 
 def bitpix(header: Header) -> int:
-    value = _int_card(header, "BITPIX")
+    value = int_card(header, "BITPIX")
     if value not in BITPIX_DTYPES:
-        raise ValueError(f"BITPIX = {value} is not one of {sorted(BITPIX_DTYPES)}")
+        raise FitsFormatError(f"BITPIX = {value} is not one of {sorted(BITPIX_DTYPES)}")
     return value
 
 
@@ -106,7 +124,7 @@ def data_size(header: Header) -> int:
 
     Raises
     ------
-    ValueError
+    FitsFormatError
         When a keyword the size depends on is missing, of the wrong type or out of range.
     """
     bits = bitpix(header)
@@ -114,10 +132,10 @@ def data_size(header: Header) -> int:
     if not lengths:
         return 0
     groups = hdu_kind(header) is HDUKind.GROUPS
-    pcount = _int_card(header, "PCOUNT", 0)
-    gcount = _int_card(header, "GCOUNT", 1)
+    pcount = int_card(header, "PCOUNT", 0)
+    gcount = int_card(header, "GCOUNT", 1)
     if pcount < 0 or gcount < 0:
-        raise ValueError(f"PCOUNT = {pcount}, GCOUNT = {gcount}: must not be negative")
+        raise FitsFormatError(f"PCOUNT = {pcount}, GCOUNT = {gcount}: must not be negative")
     elements = prod(lengths[1:]) if groups else prod(lengths)
     return abs(bits) // 8 * gcount * (pcount + elements)
 
@@ -163,9 +181,9 @@ def image_scaling(header: Header) -> ImageScaling:
     bits = bitpix(header)
     raw = np.dtype(">" + BITPIX_DTYPES[bits])
     native = raw.newbyteorder("=")
-    bscale = header.get("BSCALE", 1)
-    bzero = header.get("BZERO", 0)
-    blank = header.get("BLANK")
+    bscale = card_value(header, "BSCALE", 1)
+    bzero = card_value(header, "BZERO", 0)
+    blank = card_value(header, "BLANK")
     if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)) or bits < 0:
         blank = None
     if bscale == 1 and bzero == 0 and blank is None:

@@ -22,11 +22,13 @@ import datetime as dt
 import gzip
 import json
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import IndexFormatError
+from .index_schema import parse_index_document, validate_index_document
 from .scan import BLOCK, CARD, HDULayout, padded
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "FileEntry", "FitsIndex"]
 
 END_CARD_TEXT = "END" + " " * 77
+_NON_PRINTABLE = re.compile(r"[^ -~]")
 FORMAT_NAME = "cloudfits-index"
 FORMAT_VERSION = 1
 
@@ -192,15 +195,7 @@ class FitsIndex:
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> FitsIndex:
         """Parse and check an index document (JSON, or gzip-compressed JSON)."""
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as err:
-                raise IndexFormatError(f"{source}: broken gzip data: {err}") from err
-        try:
-            document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise IndexFormatError(f"{source}: not JSON: {err}") from err
+        document = parse_index_document(data, source=source)
         return cls.from_dict(document, source=source)
 
     @classmethod
@@ -214,6 +209,7 @@ class FitsIndex:
                 f"{source}: index format version {version!r} is not supported"
                 f" (this cloudfits reads version {FORMAT_VERSION}); upgrade cloudfits"
             )
+        validate_index_document(document, source=source)
         data_uri = _field(document, "data_uri", str, source)
         files_raw = _field(document, "files", list, source)
         files = [_file_entry(raw, f"{source}: files[{i}]") for i, raw in enumerate(files_raw)]
@@ -257,7 +253,13 @@ def _file_entry(raw: Any, where: str) -> FileEntry:
     path = _field(raw, "path", str, where)
     where = f"{where} ({path!r})"
     parts = path.split("/")
-    if not path or path.startswith("/") or "\\" in path or ".." in parts or posixpath.isabs(path):
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or any(p in ("", ".", "..") for p in parts)
+        or posixpath.isabs(path)
+    ):
         raise IndexFormatError(f"{where}: path must be relative and must not contain '..'")
     size = _field(raw, "size", int, where)
     if size < 0:
@@ -270,10 +272,10 @@ def _file_entry(raw: Any, where: str) -> FileEntry:
         data_offset = _field(hdu, "data_offset", int, at)
         data_size = _field(hdu, "data_size", int, at)
         header = _field(hdu, "header", str, at)
-        bad = next((i for i, c in enumerate(header) if not " " <= c <= "~"), None)
+        bad = _NON_PRINTABLE.search(header)
         if bad is not None:
             raise IndexFormatError(
-                f"{at}: header character {bad} is not printable ASCII ({header[bad]!r})"
+                f"{at}: header character {bad.start()} is not printable ASCII ({bad.group()!r})"
             )
         if len(header) % CARD or not header.endswith(END_CARD_TEXT):
             raise IndexFormatError(

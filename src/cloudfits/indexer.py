@@ -16,7 +16,7 @@ from .index import FileEntry, FitsIndex
 from .plugins import get_registry
 from .providers.base import ObjectInfo, Provider
 from .scan import DEFAULT_SPECULATIVE_READ, scan_fits
-from .uri import is_uri, split_uri
+from .uri import is_uri, redact_uri, split_uri
 
 __all__ = [
     "DEFAULT_INDEX_NAME",
@@ -46,7 +46,9 @@ def scan_object(
     speculative: int = DEFAULT_SPECULATIVE_READ,
 ) -> list[Any]:
     """Scan one object's headers (see `cloudfits.scan.scan_fits`)."""
-    reader = ObjectReader(provider, info.path, uri, [stats] if stats is not None else [])
+    reader = ObjectReader(
+        provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
+    )
     return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
 
 
@@ -192,9 +194,11 @@ def build_index(
         data_uri = found.base_uri
     elif not is_uri(data_uri):
         data_uri = os.path.abspath(data_uri)
+    # An index is a shared document: it never holds credentials.
+    data_uri = redact_uri(data_uri)
 
     def one(info: ObjectInfo) -> FileEntry:
-        uri = _source_uri(scheme, info.path)
+        uri = redact_uri(_source_uri(scheme, info.path))
         hdus = scan_object(provider, info, uri, stats=stats, speculative=speculative_read)
         rel = posixpath.relpath(info.path.replace(os.sep, "/"), base.replace(os.sep, "/"))
         if on_scanned is not None:
@@ -227,10 +231,11 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
         data is on the same kind of store (for example ``requester_pays=True``).
     """
     text = os.fspath(uri)
+    shown = redact_uri(text)
     provider, path = get_registry().for_uri(text, **options)
     info = provider.head(path)
-    data = ObjectReader(provider, path, text).read(0, info.size)
-    index = FitsIndex.from_bytes(data, source=text)
+    data = ObjectReader(provider, path, shown, etag=info.etag).read(0, info.size)
+    index = FitsIndex.from_bytes(data, source=shown)
     index.uri = text
     index.options = dict(options)
     return index

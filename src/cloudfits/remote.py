@@ -16,7 +16,15 @@ from .accounting import ReadStats
 from .compressed import TileCompressedImage
 from .errors import IndexFormatError
 from .fetcher import FetchOptions, ObjectReader, shared_pool
-from .geometry import HDUKind, hdu_kind, image_scaling, image_shape, scale_image
+from .geometry import (
+    HDUKind,
+    axis_lengths,
+    card_value,
+    hdu_kind,
+    image_scaling,
+    image_shape,
+    scale_image,
+)
 from .planner import plan_section
 from .plugins import get_registry
 from .scan import (
@@ -28,8 +36,8 @@ from .scan import (
     scan_fits,
 )
 from .sky import cutout, header_wcs
-from .tables import header_only_hdu, read_table, row_count
-from .uri import join_uri, split_uri
+from .tables import column_definitions, read_table, row_count
+from .uri import join_uri, redact_uri, split_uri
 
 if TYPE_CHECKING:
     from .index import FileEntry, FitsIndex
@@ -145,13 +153,13 @@ class RemoteHDU:
         EXTNAME of the table that holds it, as astropy names it.
         """
         default = "PRIMARY" if self.number == 0 else ""
-        name = self.header.get("EXTNAME", self.raw_header.get("EXTNAME", default))
+        name = card_value(self.header, "EXTNAME", card_value(self.raw_header, "EXTNAME", default))
         return str(name).strip()
 
     @property
     def ver(self) -> int:
         """EXTVER, or 1 where it is missing or not an integer."""
-        value = self.header.get("EXTVER", 1)
+        value = card_value(self.header, "EXTVER", 1)
         return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
     @property
@@ -198,7 +206,7 @@ class RemoteHDU:
     def _column_defs(self) -> Any:
         if self.kind.is_image and not self.kind.is_compressed:
             raise TypeError(f"{self!r} is an image; it has no columns")
-        return header_only_hdu(self.kind, self.raw_header).columns
+        return column_definitions(self.kind, self.raw_header)
 
     @property
     def columns(self) -> list[str]:
@@ -325,16 +333,17 @@ class RemoteHDU:
         if self.kind.is_table:
             names = self.columns
             dims: Any = f"{self.shape[0]}R x {len(names)}C"
-            forms = [str(header.get(f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
+            forms = [str(card_value(header, f"TFORM{i}", "")) for i in range(1, len(names) + 1)]
             fmt = "[" + ", ".join(forms) + "]"
         else:
-            naxes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, header["NAXIS"] + 1)]
+            naxes = axis_lengths(header)  # FitsFormatError for a hostile header
             scaling = image_scaling(header)
             fmt = scaling.raw_dtype.name if naxes and all(naxes) else ""
             if self.kind is HDUKind.GROUPS:
                 naxes = naxes[1:]
                 fmt = scaling.dtype.name if naxes and all(naxes) else ""
-                extra = f"{header.get('GCOUNT', 1)} Groups  {header.get('PCOUNT', 0)} Parameters"
+                groups, params = card_value(header, "GCOUNT", 1), card_value(header, "PCOUNT", 0)
+                extra = f"{groups} Groups  {params} Parameters"
             elif fmt and (scaling.bscale != 1 or scaling.bzero != 0):
                 rescaled = scaling.dtype if scaling.raw_dtype.kind != "f" else None
                 if rescaled is not None:
@@ -343,7 +352,7 @@ class RemoteHDU:
         return (
             self.number,
             self.name,
-            header.get("EXTVER", 1),  # as astropy shows it, even when not an integer
+            card_value(header, "EXTVER", 1),  # as astropy shows it, even when not an integer
             _TYPE_NAMES[self.kind],
             len(header),
             dims,
@@ -395,7 +404,7 @@ class RemoteFITS:
         provider = registry.provider(registry.by_scheme(scheme), scheme, options)
         stats = ReadStats()
         uri = join_uri(index.data_uri, entry.path)
-        reader = ObjectReader(provider, path, uri, [stats])
+        reader = ObjectReader(provider, path, uri, [stats], etag=entry.etag)
         return cls(
             reader,
             entry.hdus,
@@ -475,22 +484,25 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
     read after a data block, opens in one or two dependent round trips.
     """
     text = os.fspath(uri)
+    shown = redact_uri(text)
     fetch_options, options = _split_fetch_options(dict(options))
     speculative = int(options.pop("speculative_read", DEFAULT_SPECULATIVE_READ))
     provider, path = get_registry().for_uri(text, **options)
     stats = ReadStats()
-    reader = ObjectReader(provider, path, text, [stats])
+    reader = ObjectReader(provider, path, shown, [stats])
     # One round trip for the size and the first headers: both requests at once.
     head = shared_pool(fetch_options.max_concurrency).submit(provider.head, path)
     try:
         first = reader.read_prefix(0, padded(speculative))
     finally:
         info = head.result()
-    layouts = scan_fits(reader.read, info.size, name=text, speculative=speculative, initial=first)
+    # From here on every read is pinned to the version head() describes.
+    reader.etag = info.etag
+    layouts = scan_fits(reader.read, info.size, name=shown, speculative=speculative, initial=first)
     return RemoteFITS(
         reader,
         layouts,
-        uri=text,
+        uri=shown,
         size=info.size,
         etag=info.etag,
         fetch_options=fetch_options,

@@ -17,8 +17,8 @@ from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
 
 from .colruns import cheaper_by_columns, column_groups, read_column_runs
-from .errors import CloudFitsWarning
-from .geometry import HDUKind, axis_lengths, bitpix
+from .errors import CloudFitsWarning, FitsFormatError
+from .geometry import HDUKind, axis_lengths, bitpix, int_card
 from .heap import compact_heap, heap_columns
 from .scan import padded
 
@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from .fetcher import FetchOptions
     from .remote import RemoteHDU
 
-__all__ = ["header_only_hdu", "read_table", "row_indices", "row_nbytes", "row_count"]
+__all__ = [
+    "column_definitions",
+    "header_only_hdu",
+    "read_table",
+    "row_indices",
+    "row_nbytes",
+    "row_count",
+]
 
 
 def _read_column_runs(
@@ -51,7 +58,7 @@ _HEAP_KINDS = (HDUKind.BINTABLE, HDUKind.COMPRESSED_IMAGE)
 def row_count(kind: HDUKind, header: fits.Header) -> int:
     """Rows of a table (NAXIS2), or groups of a random-groups HDU (GCOUNT)."""
     if kind is HDUKind.GROUPS:
-        return int(header.get("GCOUNT", 1))
+        return int_card(header, "GCOUNT", 1)
     lengths = axis_lengths(header)
     return lengths[1] if len(lengths) > 1 else 0
 
@@ -60,7 +67,7 @@ def row_nbytes(kind: HDUKind, header: fits.Header) -> int:
     """Bytes per row (NAXIS1), or per group for random groups."""
     lengths = axis_lengths(header)
     if kind is HDUKind.GROUPS:
-        elements = int(header.get("PCOUNT", 0))
+        elements = int_card(header, "PCOUNT", 0)
         count = 1
         for n in lengths[1:]:
             count *= n
@@ -73,6 +80,24 @@ def header_only_hdu(kind: HDUKind, header: fits.Header) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         return _HDU_CLASSES[kind].fromstring(header.tostring().encode("ascii"), uint=True)
+
+
+def column_definitions(kind: HDUKind, header: fits.Header) -> Any:
+    """The astropy column definitions of a table header.
+
+    Raises
+    ------
+    FitsFormatError
+        When astropy cannot make columns of the header.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            return header_only_hdu(kind, header).columns
+    except Exception as err:
+        # astropy parses column cards lazily and complains about a hostile one (an
+        # edited index) with any of half a dozen exception types.
+        raise FitsFormatError(f"table columns: {type(err).__name__}: {err}") from err
 
 
 def row_indices(rows: Any, nrows: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import os
 import posixpath
 import re
 
-__all__ = ["is_uri", "join_uri", "relative_path", "split_uri"]
+__all__ = ["is_uri", "join_uri", "redact_uri", "relative_path", "split_uri"]
 
 # RFC 3986 schemes, plus "_" for names such as "libcloud+azure_blobs".
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+._\-]*)://(.*)$", re.DOTALL)
@@ -50,3 +50,18 @@ def relative_path(path: str, base: str) -> str:
     if rel == ".." or rel.startswith("../"):
         raise ValueError(f"{path!r} is not below {base!r}")
     return rel
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without a ``user:password@`` part, fit for messages, logs and indexes.
+
+    >>> redact_uri("https://user:secret@example.org/a.fits")
+    'https://example.org/a.fits'
+    """
+    match = _SCHEME.match(uri)
+    if match is None:
+        return uri
+    host, slash, rest = match.group(2).partition("/")
+    if "@" not in host:
+        return uri
+    return f"{match.group(1)}://{host.rpartition('@')[2]}{slash}{rest}"

@@ -16,7 +16,7 @@ from ..indexer import DEFAULT_INDEX_NAME, IndexSource, build_index, find_fits_ob
 from ..plugins import get_registry
 from ..providers.base import ObjectInfo
 from ..scan import DEFAULT_SPECULATIVE_READ
-from ..uri import is_uri, split_uri
+from ..uri import is_uri, redact_uri, split_uri
 from .common import (
     EXIT_OK,
     UsageError,
@@ -147,7 +147,7 @@ def _print_dry_run(report: dict[str, Any], index_uri: str, cost: float | None) -
     if cost is not None:
         print(f"estimated requester-pays cost: at least {format_usd(cost)}")
     if index_uri:
-        print(f"would write the index to {index_uri}")
+        print(f"would write the index to {redact_uri(index_uri)}")
     print("dry run: nothing was read or written")
 
 
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(
             {
-                "index_uri": index_uri,
+                "index_uri": redact_uri(index_uri),
                 "data_uri": index.data_uri,
                 "files": len(index.files),
                 "hdus": hdus,
@@ -204,9 +204,9 @@ def run(args: argparse.Namespace) -> int:
         )
     elif not args.quiet:
         print(
-            f"indexed {len(index.files)} files ({hdus} HDUs) from {source}:"
+            f"indexed {len(index.files)} files ({hdus} HDUs) from {redact_uri(source)}:"
             f" {stats.requests} requests, {stats.bytes} bytes read"
         )
         print(f"data URI: {index.data_uri}")
-        print(f"index written to {index_uri}")
+        print(f"index written to {redact_uri(index_uri)}")
     return EXIT_OK

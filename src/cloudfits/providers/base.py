@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ProviderConfigError
+from ..errors import ProviderConfigError, RangeResponseError
 
-__all__ = ["ObjectInfo", "Provider", "ProviderSpec"]
+__all__ = ["ObjectInfo", "Provider", "ProviderSpec", "check_content_range"]
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,25 @@ class Provider(Protocol):
     ``[start, min(end, size))``, which is empty when ``start >= size``. Paths are what
     follows ``scheme://`` in a URI.
 
+    Errors: `cloudfits.ObjectNotFoundError`, `cloudfits.AccessDeniedError`,
+    `cloudfits.StaleIndexError` are permanent; `cloudfits.TransientProviderError`
+    (throttling, 5xx, resets, timeouts, a body cut short) and
+    `cloudfits.RangeResponseError` (other bytes than asked for) are retried by the
+    range engine. No message or ``repr`` may contain a credential.
+
     A provider may also offer ``get_range_into(path, start, out, *, etag=None) -> int``:
     fill the writable buffer ``out`` with the bytes from ``start`` (fewer at the end of
     the object) and return how many were written. The range engine uses it when present,
     so the body goes from the network into the result array with no copy.
     """
 
-    def get_range(self, path: str, start: int, end: int) -> bytes:
-        """Return the object's bytes ``[start, end)`` (fewer at the end of the object)."""
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        """Return the object's bytes ``[start, end)`` (fewer at the end of the object).
+
+        When ``etag`` is given, return bytes of that version of the object only (the
+        entity tag as `head` reports it); if the object changed, raise
+        `cloudfits.StaleIndexError` naming its URI.
+        """
         ...
 
     def put_index(self, path: str, data: bytes) -> None:
@@ -63,6 +77,28 @@ class Provider(Protocol):
     def head(self, path: str) -> ObjectInfo:
         """Describe one object without reading it."""
         ...
+
+
+def check_content_range(
+    content_range: str, start: int, end: int, received: int, *, uri: str
+) -> None:
+    """Raise `RangeResponseError` unless a 206 answer holds exactly the bytes asked for.
+
+    ``content_range`` is the answer's ``Content-Range`` header, ``[start, end)`` the
+    range asked for and ``received`` the body's length. The answer may stop early only
+    at the end of the object.
+    """
+    match = _CONTENT_RANGE.match(content_range)
+    ok = match is not None
+    if match is not None:
+        first, last, total = int(match.group(1)), int(match.group(2)), match.group(3)
+        expected_last = end - 1 if total == "*" else min(end, int(total)) - 1
+        ok = first == start and last == expected_last and received == last - first + 1
+    if not ok:
+        raise RangeResponseError(
+            f"{uri}: asked for bytes [{start}, {end}), the answer is {content_range!r}"
+            f" with {received} bytes"
+        )
 
 
 def _default_bucket_uri(scheme: str) -> Callable[[str, Any], str]:

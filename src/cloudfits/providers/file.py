@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AccessDeniedError, ObjectNotFoundError, ProviderError
+from ..errors import AccessDeniedError, ObjectNotFoundError, ProviderError, StaleIndexError
 from ..hookspecs import hookimpl
 from ..plugins import ProviderRegistry
 from .base import ObjectInfo, ProviderSpec
@@ -34,6 +34,15 @@ class FileConfig:
     root: str | None = None
 
 
+def file_tag(st: os.stat_result) -> str:
+    """A file's entity tag: its size and modification time in nanoseconds, in hex.
+
+    It changes when the file is rewritten, unless a rewrite keeps both the size and
+    the time stamp (a rewrite within one tick of the file system's clock).
+    """
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
 class FileProvider:
     """Reads and writes local files."""
 
@@ -53,12 +62,23 @@ class FileProvider:
             raise AccessDeniedError(f"file: {path!r} is outside the root {self.config.root!r}")
         return candidate
 
-    def get_range(self, path: str, start: int, end: int) -> bytes:
+    @staticmethod
+    def _check_tag(fd: int, path: str, etag: str | None) -> None:
+        if etag is None:
+            return
+        found = file_tag(os.fstat(fd))
+        if found != etag:
+            raise StaleIndexError(
+                f"file: {path!r} changed since it was indexed (tag {found}, the index has {etag})"
+            )
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         if start < 0 or end < start:
             raise ValueError(f"file: invalid range [{start}, {end}) for {path!r}")
         real = self._resolve(path)
         try:
             with open(real, "rb") as f:
+                self._check_tag(f.fileno(), path, etag)
                 return os.pread(f.fileno(), end - start, start) if end > start else b""
         except FileNotFoundError as err:
             raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
@@ -72,13 +92,15 @@ class FileProvider:
     ) -> int:
         """Read bytes from ``start`` straight into ``out`` (``preadv``); return the count.
 
-        Local files have no entity tag, so ``etag`` is not checked here.
+        With ``etag``, the opened file's tag (`file_tag`) must equal it, else
+        `~cloudfits.StaleIndexError`.
         """
         if start < 0:
             raise ValueError(f"file: invalid start {start} for {path!r}")
         real = self._resolve(path)
         try:
             with open(real, "rb") as f:
+                self._check_tag(f.fileno(), path, etag)
                 got = 0
                 while got < len(out):
                     if hasattr(os, "preadv"):
@@ -106,7 +128,7 @@ class FileProvider:
         if not os.path.isfile(real):
             raise ObjectNotFoundError(f"file: {path!r} is not a file")
         modified = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc)
-        return ObjectInfo(path, st.st_size, None, modified.isoformat())
+        return ObjectInfo(path, st.st_size, file_tag(st), modified.isoformat())
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         # As in an object store, ``prefix`` is a plain string prefix of the paths:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import urllib3
 
@@ -14,19 +16,20 @@ from ..errors import (
     AccessDeniedError,
     ObjectNotFoundError,
     ProviderError,
-    RangeResponseError,
     StaleIndexError,
+    TransientProviderError,
     UnsupportedOperationError,
 )
 from ..hookspecs import hookimpl
 from ..plugins import ProviderRegistry
-from .base import ObjectInfo, ProviderSpec
+from .base import ObjectInfo, ProviderSpec, check_content_range
 from .streams import copy_into, read_body_into
 
 __all__ = ["HTTPSConfig", "HTTPSProvider"]
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _TOTAL = re.compile(r"bytes \*/(\d+)")
+_TRANSIENT_STATUS = frozenset((408, 425, 429, 500, 502, 503, 504))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +46,11 @@ class HTTPSConfig:
         Attempts for connection errors and 429/5xx answers, with exponential backoff.
     verify : bool
         Check the server's TLS certificate.
+    headers : mapping of str to str, optional
+        Extra request headers, such as ``{"Authorization": "Bearer ..."}``. They are
+        sent with every request and never shown (not in ``repr``, messages or logs).
+        A ``user:password@`` in the URL is sent as HTTP basic authentication, and is
+        likewise never shown.
     """
 
     max_pool_connections: int = 64
@@ -50,6 +58,14 @@ class HTTPSConfig:
     read_timeout: float = 60.0
     max_attempts: int = 5
     verify: bool = True
+    headers: Mapping[str, str] | None = field(default=None, repr=False, hash=False)
+
+
+def _etag(value: str | None) -> str | None:
+    """An ``ETag`` header as `ObjectInfo` holds it: unquoted, weak tags kept whole."""
+    if not value:
+        return None
+    return value if value.startswith("W/") else value.strip('"')
 
 
 class HTTPSProvider:
@@ -85,46 +101,82 @@ class HTTPSProvider:
                     )
         return self._pool
 
+    def _split_auth(self, path: str) -> tuple[str, dict[str, str]]:
+        """The URL to request, without ``user:password@``, and the headers to send."""
+        headers = dict(self.config.headers or {})
+        host, slash, rest = path.partition("/")
+        userinfo, at, hostport = host.rpartition("@")
+        if at:
+            user, _, password = userinfo.partition(":")
+            basic = f"{unquote(user)}:{unquote(password)}"
+            headers.update(urllib3.util.make_headers(basic_auth=basic))
+            path = hostport + slash + rest
+        return f"{self.scheme}://{path}", headers
+
     def _url(self, path: str) -> str:
-        return f"{self.scheme}://{path}"
+        """The URL as messages show it: never with credentials."""
+        host, slash, rest = path.partition("/")
+        return f"{self.scheme}://{host.rpartition('@')[2]}{slash}{rest}"
 
     def _request(
         self, method: str, path: str, headers: dict[str, str], what: str, *, preload: bool = True
     ) -> Any:
-        url = self._url(path)
+        url, auth = self._split_auth(path)
+        shown = self._url(path)
         try:
-            response = self.pool.request(method, url, headers=headers, preload_content=preload)
+            response = self.pool.request(
+                method, url, headers={**auth, **headers}, preload_content=preload
+            )
+        except (urllib3.exceptions.SSLError, urllib3.exceptions.LocationValueError) as err:
+            raise ProviderError(f"{self.scheme}: {what} {shown}: {type(err).__name__}") from err
+        except urllib3.exceptions.MaxRetryError as err:
+            reason = type(err.reason).__name__ if err.reason is not None else "MaxRetryError"
+            raise TransientProviderError(f"{self.scheme}: {what} {shown}: {reason}") from err
         except urllib3.exceptions.HTTPError as err:
-            raise ProviderError(f"{self.scheme}: {what} {url}: {type(err).__name__}") from err
+            raise TransientProviderError(
+                f"{self.scheme}: {what} {shown}: {type(err).__name__}"
+            ) from err
         status = response.status
         if status >= 400 and not preload:
             response.drain_conn()
         if status == 404 or status == 410:
-            raise ObjectNotFoundError(f"{self.scheme}: {what} {url}: not found ({status})")
+            raise ObjectNotFoundError(f"{self.scheme}: {what} {shown}: not found ({status})")
         if status in (401, 403):
-            raise AccessDeniedError(f"{self.scheme}: {what} {url}: access denied ({status})")
+            raise AccessDeniedError(f"{self.scheme}: {what} {shown}: access denied ({status})")
+        if status == 412:
+            raise StaleIndexError(
+                f"{self.scheme}: {shown} changed since it was indexed (its ETag differs):"
+                " rebuild the index"
+            )
+        if status in _TRANSIENT_STATUS:
+            raise TransientProviderError(f"{self.scheme}: {what} {shown}: HTTP {status}")
         if status >= 400 and status != 416:
-            raise ProviderError(f"{self.scheme}: {what} {url}: HTTP {status}")
+            raise ProviderError(f"{self.scheme}: {what} {shown}: HTTP {status}")
         return response
 
-    def get_range(self, path: str, start: int, end: int) -> bytes:
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         if start < 0 or end < start:
             raise ValueError(f"invalid range [{start}, {end}) for {self._url(path)}")
         if end == start:
             return b""
         what = f"reading bytes [{start}, {end}) of"
-        response = self._request("GET", path, {"Range": f"bytes={start}-{end - 1}"}, what)
+        headers = {"Range": f"bytes={start}-{end - 1}"}
+        if etag is not None and not etag.startswith("W/"):
+            # If-Match compares strong tags only; a weak tag is checked on the answer.
+            headers["If-Match"] = f'"{etag}"'
+        response = self._request("GET", path, headers, what)
         data: bytes = response.data
+        found = _etag(response.headers.get("ETag"))
+        if etag is not None and found is not None and found != etag:
+            raise StaleIndexError(
+                f"{self.scheme}: {self._url(path)} changed since it was indexed"
+                f" (ETag {found}, the index has {etag}): rebuild the index"
+            )
         if response.status == 416:
             return b""
         if response.status == 206:
             content_range = response.headers.get("Content-Range", "")
-            match = _CONTENT_RANGE.match(content_range)
-            if match is None or int(match.group(1)) != start:
-                raise RangeResponseError(
-                    f"{self.scheme}: {self._url(path)}: asked for bytes [{start}, {end}),"
-                    f" the answer is {content_range!r}"
-                )
+            check_content_range(content_range, start, end, len(data), uri=self._url(path))
             return data
         # 200: the server ignored the range and sent the whole object.
         return data[start:end]
@@ -144,28 +196,30 @@ class HTTPSProvider:
         if end == start:
             return 0
         headers = {"Range": f"bytes={start}-{end - 1}"}
-        if etag is not None:
+        if etag is not None and not etag.startswith("W/"):
             headers["If-Match"] = f'"{etag}"'
         what = f"reading bytes [{start}, {end}) of"
         response = self._request("GET", path, headers, what, preload=False)
         try:
-            if response.status == 412:
+            found = _etag(response.headers.get("ETag"))
+            if etag is not None and found is not None and found != etag:
                 raise StaleIndexError(
-                    f"{self._url(path)} changed since it was indexed (ETag is no longer {etag!r})"
+                    f"{self.scheme}: {self._url(path)} changed since it was indexed"
+                    f" (ETag {found}, the index has {etag}): rebuild the index"
                 )
             if response.status == 416:
                 return 0
             if response.status == 206:
+                got = read_body_into(response, out)
                 content_range = response.headers.get("Content-Range", "")
-                match = _CONTENT_RANGE.match(content_range)
-                if match is None or int(match.group(1)) != start:
-                    raise RangeResponseError(
-                        f"{self.scheme}: {self._url(path)}: asked for bytes [{start}, {end}),"
-                        f" the answer is {content_range!r}"
-                    )
-                return read_body_into(response, out)
+                check_content_range(content_range, start, end, got, uri=self._url(path))
+                return got
             # 200: the server ignored the range and sent the whole object.
             return copy_into(response.read()[start:end], out)
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
+            raise TransientProviderError(
+                f"{self.scheme}: {what} {self._url(path)}: {type(err).__name__}"
+            ) from err
         finally:
             response.close()
 
@@ -181,11 +235,10 @@ class HTTPSProvider:
                 raise ProviderError(f"{self.scheme}: {self._url(path)}: size unknown")
             length = match.groups()[-1]
             response = probe
-        etag = response.headers.get("ETag")
         return ObjectInfo(
             path,
             int(length),
-            etag.strip('"') if etag else None,
+            _etag(response.headers.get("ETag")),
             response.headers.get("Last-Modified"),
         )
 

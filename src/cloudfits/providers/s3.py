@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import http.client
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,18 +11,19 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import urllib3
 from botocore import UNSIGNED
 
 from ..errors import (
     AccessDeniedError,
     ObjectNotFoundError,
     ProviderError,
-    RangeResponseError,
     StaleIndexError,
+    TransientProviderError,
 )
 from ..hookspecs import hookimpl
 from ..plugins import ProviderRegistry
-from .base import ObjectInfo, ProviderSpec
+from .base import ObjectInfo, ProviderSpec, check_content_range
 from .s3fast import URL_SECONDS, PresignedReads
 from .streams import copy_into, read_body_into
 
@@ -38,7 +39,29 @@ _DENIED = {
     "SignatureDoesNotMatch",
     "AccountProblem",
 }
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_THROTTLED = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+}
+_STALE = {"PreconditionFailed", "412"}
+# Errors of a body read from the socket directly (urllib3, http.client).
+_TRANSIENT_STREAM: tuple[type[Exception], ...] = (
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+)
+# Failures of the connection or of the body, which may pass on another attempt.
+_TRANSIENT_BOTOCORE = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ResponseStreamingError,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +131,7 @@ class S3Provider:
         self._uri_prefix = uri_prefix
         self._client_lock = threading.Lock()
         self._client: Any = None
+        self._session: Any = None
         self._fast: PresignedReads | None = None
         if config.presigned_reads:
             signed = {"x-amz-request-payer": "requester"} if config.requester_pays else {}
@@ -134,12 +158,13 @@ class S3Provider:
     def _make_client(self) -> Any:
         c = self.config
         session = boto3.session.Session(profile_name=c.profile)
+        self._session = session
         region = c.region or session.region_name or "us-east-1"
         options: dict[str, Any] = {
             "max_pool_connections": c.max_pool_connections,
             "connect_timeout": c.connect_timeout,
             "read_timeout": c.read_timeout,
-            "retries": {"max_attempts": c.max_attempts, "mode": "standard"},
+            "retries": {"total_max_attempts": c.max_attempts, "mode": "standard"},
         }
         # Signature version 4 for requests and presigned URLs alike (boto3 would
         # presign with the legacy version 2 for some endpoints).
@@ -167,8 +192,32 @@ class S3Provider:
     def _uri(self, path: str) -> str:
         return self._uri_prefix + path
 
+    def _secrets(self) -> list[str]:
+        """The credentials in use, so that no message can repeat them."""
+        if self._session is None:
+            return []
+        try:
+            creds = self._session.get_credentials()
+            frozen = creds.get_frozen_credentials() if creds is not None else None
+        except botocore.exceptions.BotoCoreError:
+            return []
+        if frozen is None:
+            return []
+        return [v for v in (frozen.access_key, frozen.secret_key, frozen.token) if v]
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
     def _error(self, err: Exception, path: str, what: str) -> Exception:
+        found = self._classify(err, path, what)
+        return type(found)(self._scrub(str(found)))
+
+    def _classify(self, err: Exception, path: str, what: str) -> Exception:
         uri = self._uri(path)
+        if isinstance(err, (*_TRANSIENT_BOTOCORE, *_TRANSIENT_STREAM)):
+            return TransientProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}")
         if isinstance(err, botocore.exceptions.NoCredentialsError):
             return AccessDeniedError(
                 f"{self.scheme}: {what} {uri}: no credentials found; configure AWS"
@@ -177,6 +226,15 @@ class S3Provider:
         if isinstance(err, botocore.exceptions.ClientError):
             code = str(err.response.get("Error", {}).get("Code", ""))
             status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _STALE or status == "412":
+                return StaleIndexError(
+                    f"{self.scheme}: {uri} changed since it was indexed (its ETag differs):"
+                    " rebuild the index"
+                )
+            if code in _THROTTLED or status == "429" or status.startswith("5"):
+                return TransientProviderError(
+                    f"{self.scheme}: {what} {uri}: {code or status} (HTTP {status})"
+                )
             if code in _NOT_FOUND or status == "404":
                 return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found ({code})")
             if code in _DENIED or status == "403":
@@ -189,19 +247,39 @@ class S3Provider:
                 return AccessDeniedError(
                     f"{self.scheme}: {what} {uri}: access denied ({code}){hint}"
                 )
-            return ProviderError(f"{self.scheme}: {what} {uri}: {code or status}: {err}")
+            message = str(err.response.get("Error", {}).get("Message", ""))
+            return ProviderError(
+                f"{self.scheme}: {what} {uri}: {code or status} (HTTP {status}) {message}"
+            )
+        if isinstance(err, OSError):
+            return TransientProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}")
         return ProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}: {err}")
 
-    def get_range(self, path: str, start: int, end: int) -> bytes:
+    def _check_etag(self, response: Any, path: str, etag: str | None) -> None:
+        found = str(response.get("ETag", "")).strip('"')
+        if etag is not None and found and found != etag:
+            # A store that ignores If-Match still names the version it sent.
+            raise StaleIndexError(
+                f"{self.scheme}: {self._uri(path)} changed since it was indexed"
+                f" (ETag {found}, the index has {etag}): rebuild the index"
+            )
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         if start < 0 or end < start:
             raise ValueError(f"invalid range [{start}, {end}) for {self._uri(path)}")
         if end == start:
             return b""
         bucket, key = split_bucket_key(path)
+        what = f"reading bytes [{start}, {end}) of"
+        request: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Range": f"bytes={start}-{end - 1}",
+        }
+        if etag is not None:
+            request["IfMatch"] = f'"{etag}"'
         try:
-            response = self.client.get_object(
-                Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
-            )
+            response = self.client.get_object(**request)
             body = response["Body"]
             try:
                 data: bytes = body.read()
@@ -210,17 +288,13 @@ class S3Provider:
         except botocore.exceptions.ClientError as err:
             if err.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""
-            raise self._error(err, path, f"reading bytes [{start}, {end}) of") from err
-        except botocore.exceptions.BotoCoreError as err:
-            raise self._error(err, path, f"reading bytes [{start}, {end}) of") from err
+            raise self._error(err, path, what) from err
+        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+            raise self._error(err, path, what) from err
+        self._check_etag(response, path, etag)
         content_range = response.get("ContentRange")
         if content_range:
-            match = _CONTENT_RANGE.match(content_range)
-            if match is None or int(match.group(1)) != start:
-                raise RangeResponseError(
-                    f"{self.scheme}: {self._uri(path)}: asked for bytes [{start}, {end}),"
-                    f" the answer is {content_range!r}"
-                )
+            check_content_range(content_range, start, end, len(data), uri=self._uri(path))
         elif start > 0 or len(data) > end - start:
             # The whole object came back (the store ignored the range).
             data = data[start:end]
@@ -257,18 +331,15 @@ class S3Provider:
             response = self.client.get_object(**request)
             body = response["Body"]
             try:
+                self._check_etag(response, path, etag)
                 content_range = response.get("ContentRange")
                 if content_range:
-                    match = _CONTENT_RANGE.match(content_range)
-                    if match is None or int(match.group(1)) != start:
-                        raise RangeResponseError(
-                            f"{self.scheme}: {self._uri(path)}: asked for bytes"
-                            f" [{start}, {end}), the answer is {content_range!r}"
-                        )
                     raw = getattr(body, "_raw_stream", None)
-                    if raw is not None:
-                        return read_body_into(raw, out)
-                    return copy_into(body.read(), out)
+                    got = read_body_into(raw, out) if raw is not None else None
+                    if got is None:
+                        got = copy_into(body.read(), out)
+                    check_content_range(content_range, start, end, got, uri=self._uri(path))
+                    return got
                 # The whole object came back (the store ignored the range).
                 return copy_into(body.read()[start:end], out)
             finally:
@@ -277,12 +348,8 @@ class S3Provider:
             code = err.response.get("Error", {}).get("Code")
             if code == "InvalidRange":
                 return 0
-            if code in ("PreconditionFailed", "412"):
-                raise StaleIndexError(
-                    f"{self._uri(path)} changed since it was indexed (ETag is no longer {etag!r})"
-                ) from err
             raise self._error(err, path, what) from err
-        except botocore.exceptions.BotoCoreError as err:
+        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
             raise self._error(err, path, what) from err
 
     def head(self, path: str) -> ObjectInfo:

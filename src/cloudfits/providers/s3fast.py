@@ -13,7 +13,7 @@ to the botocore path, which owns retries, redirects and error messages.
 
 from __future__ import annotations
 
-import re
+import http.client
 import threading
 import time
 from collections.abc import Callable
@@ -21,12 +21,12 @@ from collections.abc import Callable
 import urllib3
 from botocore.httpsession import get_cert_path
 
-from ..errors import RangeResponseError, StaleIndexError
+from ..errors import StaleIndexError, TransientProviderError
+from .base import check_content_range
 from .streams import copy_into, read_body_into
 
 __all__ = ["PresignedReads"]
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 URL_SECONDS = 3600
 """Lifetime of a presigned URL."""
 REUSE_SECONDS = 300
@@ -104,14 +104,17 @@ class PresignedReads:
             return None  # the botocore path retries and reports
         try:
             status = response.status
+            found = str(response.headers.get("ETag", "")).strip('"')
+            if etag is not None and found and found != etag and status in (200, 206):
+                raise StaleIndexError(
+                    f"{uri} changed since it was indexed (ETag {found}, the index has {etag})"
+                )
             if status == 206:
-                content_range = response.headers.get("Content-Range", "")
-                match = _CONTENT_RANGE.match(content_range)
-                if match is None or int(match.group(1)) != start:
-                    raise RangeResponseError(
-                        f"{uri}: asked for bytes [{start}, {end}), the answer is {content_range!r}"
-                    )
-                return read_body_into(response, out)
+                got = read_body_into(response, out)
+                check_content_range(
+                    response.headers.get("Content-Range", ""), start, end, got, uri=uri
+                )
+                return got
             if status == 200:  # the store ignored the range
                 return copy_into(response.read()[start:end], out)
             if status == 416:
@@ -122,5 +125,11 @@ class PresignedReads:
                 )
             self.forget(path)  # an expired signature, a redirect, an error: start afresh
             return None
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
+            # The body broke off (reset, stall, truncation): the engine retries. The
+            # message leaves out the presigned URL, which carries a signature.
+            raise TransientProviderError(
+                f"{uri}: reading bytes [{start}, {end}): {type(err).__name__}"
+            ) from None
         finally:
             response.close()

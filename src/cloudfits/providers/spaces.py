@@ -74,9 +74,9 @@ class SpacesProvider:
                 self._regions[region] = provider
         return region, provider, rest
 
-    def get_range(self, path: str, start: int, end: int) -> bytes:
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         _, provider, rest = self._split(path)
-        return provider.get_range(rest, start, end)
+        return provider.get_range(rest, start, end, etag=etag)
 
     def head(self, path: str) -> ObjectInfo:
         region, provider, rest = self._split(path)

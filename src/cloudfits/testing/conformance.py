@@ -32,13 +32,14 @@ For pytest's detailed assertion messages in these inherited tests, call
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 
-from ..errors import ObjectNotFoundError, UnsupportedOperationError
+from ..errors import ObjectNotFoundError, StaleIndexError, UnsupportedOperationError
 from ..providers.base import ObjectInfo, Provider
 
 __all__ = ["ConformanceStore", "ProviderConformanceTests"]
@@ -273,6 +274,32 @@ class ProviderConformanceTests:
             answers = list(pool.map(lambda r: provider.get_range(path, *r), ranges))
         for (start, end), got in zip(ranges, answers, strict=True):
             assert got == data[start:end], f"bytes [{start}, {end})"
+
+    def test_changed_object_raises_stale(self, conformance_store: ConformanceStore) -> None:
+        # A read pinned to the entity tag head() gave must never return bytes of a
+        # newer version: neither after a rewrite to another size, nor after one that
+        # keeps the size. The pause lets a time-stamp based tag see a new time.
+        store, provider = conformance_store, conformance_store.provider
+        first = _payload(OBJECT_SIZE, seed=5)
+        store.put("changing.bin", first)
+        path = store.path("changing.bin")
+        tag = provider.head(path).etag
+        assert tag, "staleness checks need an entity tag from head()"
+        assert provider.get_range(path, 0, 100, etag=tag) == first[:100]
+        time.sleep(0.05)
+        store.put("changing.bin", first + b"appended")
+        with pytest.raises(StaleIndexError, match=r"changing\.bin"):
+            provider.get_range(path, 0, 100, etag=tag)
+        second = _payload(OBJECT_SIZE + 8, seed=6)
+        tag_before = provider.head(path).etag
+        assert tag_before != tag
+        time.sleep(0.05)
+        store.put("changing.bin", second)
+        with pytest.raises(StaleIndexError, match=r"changing\.bin"):
+            provider.get_range(path, 10, 20, etag=tag_before)
+        tag_now = provider.head(path).etag
+        assert tag_now != tag_before
+        assert provider.get_range(path, 10, 20, etag=tag_now) == second[10:20]
 
     # ---------------------------------------------------------------- listing
 

@@ -84,9 +84,10 @@ def _open_file(path: str) -> BinaryIO | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, directory: str, ignore_ranges: bool) -> None:
+    def __init__(self, directory: str, ignore_ranges: bool, authorization: str | None) -> None:
         self.root = directory
         self.ignore_ranges = ignore_ranges
+        self.authorization = authorization
         self.request_count = 0
         self.count_lock = threading.Lock()
         self.connections: set[socket.socket] = set()
@@ -154,6 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, body: bool) -> None:
         self._count()
+        wanted_auth = self.server.authorization
+        if wanted_auth is not None and self.headers.get("Authorization") != wanted_auth:
+            self._plain(401, "unauthorized", {"WWW-Authenticate": 'Basic realm="test"'})
+            return
         target = self._resolve()
         if isinstance(target, int):
             messages = {400: "bad path", 403: "forbidden", 404: "not found"}
@@ -171,6 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True),
                 "Content-Type": "application/octet-stream",
             }
+            if_match = self.headers.get("If-Match")
+            if if_match is not None and if_match.strip() not in ("*", common["ETag"]):
+                self._plain(412, "precondition failed")
+                return
             wanted = self.headers.get("Range")
             span = None
             if wanted is not None and not self.server.ignore_ranges:
@@ -211,6 +220,10 @@ class StaticHTTPServer:
         The directory whose files are served (``/a/b.fits`` is ``directory/a/b.fits``).
     ignore_ranges : bool, optional
         Answer every ``GET`` with ``200`` and the whole file, whatever ``Range`` says.
+    authorization : str, optional
+        Answer ``401`` to every request whose ``Authorization`` header is not this.
+
+    ``If-Match`` is honoured (``412`` when the file's ``ETag`` differs).
 
     Attributes
     ----------
@@ -220,11 +233,18 @@ class StaticHTTPServer:
         As given.
     """
 
-    def __init__(self, directory: Path, *, ignore_ranges: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        ignore_ranges: bool = False,
+        authorization: str | None = None,
+    ) -> None:
         self.directory = Path(directory).resolve()
         if not self.directory.is_dir():
             raise NotADirectoryError(f"{self.directory} is not a directory")
         self.ignore_ranges = ignore_ranges
+        self._authorization = authorization
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -261,7 +281,7 @@ class StaticHTTPServer:
         """
         if self._server is not None:
             raise RuntimeError("the server is already running")
-        server = _Server(str(self.directory), self.ignore_ranges)
+        server = _Server(str(self.directory), self.ignore_ranges, self._authorization)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},

@@ -83,7 +83,7 @@ class GCSServer:
 
         return storage.Client(
             project=PROJECT,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call,unused-ignore]
             client_options=ClientOptions(api_endpoint=self.endpoint_url),
         )
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .fetcher import FetchOptions, coalesce, split_parts
+from .fetcher import FetchOptions, split_parts
 
 if TYPE_CHECKING:
     from .fetcher import ObjectReader
@@ -63,13 +63,7 @@ def requests_for(
     offsets: np.ndarray, lengths: np.ndarray | int, options: FetchOptions
 ) -> tuple[int, int]:
     """Requests and bytes the engine would use for these runs."""
-    spans = coalesce(
-        offsets,
-        lengths,
-        options.max_gap,
-        max_concurrency=options.max_concurrency,
-        cost=options.cost,
-    )
+    spans = options.spans(offsets, lengths)
     requests = sum(len(split_parts(s.start, s.end, options.max_part)) for s in spans)
     return requests, sum(s.end - s.start for s in spans)
 

@@ -108,6 +108,16 @@ class FetchOptions:
         }
         return replace(self, **changes).validated() if changes else self
 
+    def spans(self, offsets: np.ndarray, lengths: int | np.ndarray) -> list[Span]:
+        """`coalesce` the runs at ``offsets`` with these options."""
+        return coalesce(
+            offsets,
+            lengths,
+            self.max_gap,
+            max_concurrency=self.max_concurrency,
+            cost=self.cost,
+        )
+
     def validated(self) -> FetchOptions:
         """Return ``self``, or raise ``ValueError`` when a value is out of range."""
         if self.max_gap < 0 or self.max_part < 1 or self.max_concurrency < 1:
@@ -396,13 +406,7 @@ class ObjectReader:
         out = np.empty(int(positions[-1]), dtype=np.uint8)
         if out.size == 0:
             return out
-        spans = coalesce(
-            offsets,
-            lengths,
-            options.max_gap,
-            max_concurrency=options.max_concurrency,
-            cost=options.cost,
-        )
+        spans = options.spans(offsets, lengths)
         jobs: list[Job] = []
         scatters: list[tuple[Span, np.ndarray]] = []
         view = out.data.cast("B")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
 
 from ..errors import AccessDeniedError, ObjectNotFoundError, ProviderError, StaleIndexError
@@ -72,20 +74,26 @@ class FileProvider:
                 f"file: {path!r} changed since it was indexed (tag {found}, the index has {etag})"
             )
 
-    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
-        if start < 0 or end < start:
-            raise ValueError(f"file: invalid range [{start}, {end}) for {path!r}")
+    @contextlib.contextmanager
+    def _open(self, path: str, etag: str | None) -> Iterator[BufferedReader]:
+        """The file at ``path`` opened for reading, its tag checked against ``etag``."""
         real = self._resolve(path)
         try:
             with open(real, "rb") as f:
                 self._check_tag(f.fileno(), path, etag)
-                return os.pread(f.fileno(), end - start, start) if end > start else b""
+                yield f
         except FileNotFoundError as err:
             raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
         except PermissionError as err:
             raise AccessDeniedError(f"file: {path!r}: permission denied") from err
         except IsADirectoryError as err:
             raise ObjectNotFoundError(f"file: {path!r} is a directory") from err
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        if start < 0 or end < start:
+            raise ValueError(f"file: invalid range [{start}, {end}) for {path!r}")
+        with self._open(path, etag) as f:
+            return os.pread(f.fileno(), end - start, start) if end > start else b""
 
     def get_range_into(
         self, path: str, start: int, out: memoryview, *, etag: str | None = None
@@ -97,27 +105,18 @@ class FileProvider:
         """
         if start < 0:
             raise ValueError(f"file: invalid start {start} for {path!r}")
-        real = self._resolve(path)
-        try:
-            with open(real, "rb") as f:
-                self._check_tag(f.fileno(), path, etag)
-                got = 0
-                while got < len(out):
-                    if hasattr(os, "preadv"):
-                        k = os.preadv(f.fileno(), [out[got:]], start + got)
-                    else:  # pragma: no cover - platforms without preadv
-                        f.seek(start + got)
-                        k = f.readinto(out[got:]) or 0
-                    if not k:
-                        break
-                    got += k
-                return got
-        except FileNotFoundError as err:
-            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
-        except PermissionError as err:
-            raise AccessDeniedError(f"file: {path!r}: permission denied") from err
-        except IsADirectoryError as err:
-            raise ObjectNotFoundError(f"file: {path!r} is a directory") from err
+        with self._open(path, etag) as f:
+            got = 0
+            while got < len(out):
+                if hasattr(os, "preadv"):
+                    k = os.preadv(f.fileno(), [out[got:]], start + got)
+                else:  # pragma: no cover - platforms without preadv
+                    f.seek(start + got)
+                    k = f.readinto(out[got:]) or 0
+                if not k:
+                    break
+                got += k
+            return got
 
     def head(self, path: str) -> ObjectInfo:
         real = self._resolve(path)

@@ -118,6 +118,15 @@ def split_bucket_key(path: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _range_request(path: str, start: int, end: int, etag: str | None) -> dict[str, Any]:
+    """``GetObject`` parameters for bytes ``[start, end)``, pinned to ``etag`` if given."""
+    bucket, key = split_bucket_key(path)
+    request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+    if etag is not None:
+        request["IfMatch"] = f'"{etag}"'
+    return request
+
+
 def _add_requester_pays(request: Any, **_: Any) -> None:
     request.headers["x-amz-request-payer"] = "requester"
 
@@ -269,15 +278,8 @@ class S3Provider:
             raise ValueError(f"invalid range [{start}, {end}) for {self._uri(path)}")
         if end == start:
             return b""
-        bucket, key = split_bucket_key(path)
         what = f"reading bytes [{start}, {end}) of"
-        request: dict[str, Any] = {
-            "Bucket": bucket,
-            "Key": key,
-            "Range": f"bytes={start}-{end - 1}",
-        }
-        if etag is not None:
-            request["IfMatch"] = f'"{etag}"'
+        request = _range_request(path, start, end, etag)
         try:
             response = self.client.get_object(**request)
             body = response["Body"]
@@ -318,15 +320,8 @@ class S3Provider:
             got = self._fast.read_into(path, start, out, etag=etag, uri=self._uri(path))
             if got is not None:
                 return got
-        bucket, key = split_bucket_key(path)
         what = f"reading bytes [{start}, {end}) of"
-        request: dict[str, Any] = {
-            "Bucket": bucket,
-            "Key": key,
-            "Range": f"bytes={start}-{end - 1}",
-        }
-        if etag is not None:
-            request["IfMatch"] = f'"{etag}"'
+        request = _range_request(path, start, end, etag)
         try:
             response = self.client.get_object(**request)
             body = response["Body"]

@@ -16,7 +16,7 @@ import pytest
 
 from cloudfits.plugins import reset_registry
 from cloudfits.testing.azurite import AzuriteServer, start_azurite
-from cloudfits.testing.gcs import GCSServer, start_fake_gcs
+from cloudfits.testing.gcs import GCP_STORAGE_EMULATOR, GCSServer, start_gcs_server
 from cloudfits.testing.process import start_or_skip
 from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
 
@@ -62,9 +62,14 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 @pytest.fixture(scope="session")
 def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
-    """fake-gcs-server on 127.0.0.1, ``STORAGE_EMULATOR_HOST`` pointed at it."""
+    """gcp-storage-emulator on 127.0.0.1, ``STORAGE_EMULATOR_HOST`` pointed at it.
+
+    The gs:// provider's own tests (in its plugin) also run against fake-gcs-server.
+    """
     pytest.importorskip("cloudfits_gcs", reason="the cloudfits-gcs plugin is not installed")
-    server = start_or_skip(lambda: start_fake_gcs(tmp_path_factory.mktemp("fake-gcs")))
+    server = start_or_skip(
+        lambda: start_gcs_server(GCP_STORAGE_EMULATOR, tmp_path_factory.mktemp("gcs"))
+    )
     patch = pytest.MonkeyPatch()
     patch.setenv("STORAGE_EMULATOR_HOST", server.endpoint_url)
     reset_registry()
@@ -101,7 +106,7 @@ def _upload_corpus(put: Callable[[str, Path], None]) -> None:
 
 @pytest.fixture(scope="session")
 def gcs_corpus_uri(gcs_server: GCSServer) -> str:
-    """``gs://corpus/astropy/data``: astropy's test FITS files in fake-gcs-server."""
+    """``gs://corpus/astropy/data``: astropy's test FITS files in gcp-storage-emulator."""
     gcs_server.create_bucket(CORPUS_BUCKET)
     bucket = gcs_server.client().bucket(CORPUS_BUCKET)
     _upload_corpus(lambda key, path: bucket.blob(key).upload_from_filename(str(path)))

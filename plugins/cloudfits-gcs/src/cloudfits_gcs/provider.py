@@ -137,8 +137,9 @@ class GCSProvider:
             if etag is not None:
                 self._check_generation(path, etag, what)
             return b""
+        blob = self._blob(path, generation)
         try:
-            data: bytes = self._blob(path, generation).download_as_bytes(
+            data: bytes = blob.download_as_bytes(
                 start=start,
                 end=end - 1,
                 raw_download=True,
@@ -157,18 +158,40 @@ class GCSProvider:
             raise self._error(err, path, what) from err
         except requests.RequestException as err:
             raise ProviderError(f"gcs: {what} gs://{path}: {err}") from err
+        if etag is not None:
+            self._check_served_generation(path, etag, what, blob)
         if len(data) > end - start:
             raise RangeResponseError(
                 f"gcs: gs://{path}: asked for bytes [{start}, {end}), got {len(data)} bytes"
             )
         return data
 
-    def _check_generation(self, path: str, etag: str, what: str) -> None:
-        """Raise StaleIndexError unless the live object has generation ``etag``."""
-        if self.head(path).etag != etag:
+    def _check_served_generation(self, path: str, etag: str, what: str, blob: Any) -> None:
+        """Raise StaleIndexError unless the bytes just read are of generation ``etag``.
+
+        The download asked for that generation, but a server that ignores the request
+        would serve the live object; so the generation the response reports (its
+        ``x-goog-generation`` header, which the SDK puts in ``blob.generation``) must be
+        ``etag``. A response without one is checked against the live object's
+        generation instead: generations only grow, so if the object still has
+        generation ``etag`` after the read, it had it during the read.
+        """
+        served = blob.generation
+        if served is None:
+            self._check_generation(path, etag, what)
+        elif str(served) != etag:
             raise StaleIndexError(
                 f"gcs: {what} gs://{path}: the object changed since it was indexed"
-                f" (generation {etag} is gone)"
+                f" (generation {etag} was asked for, generation {served} was served)"
+            )
+
+    def _check_generation(self, path: str, etag: str, what: str) -> None:
+        """Raise StaleIndexError unless the live object has generation ``etag``."""
+        live = self.head(path).etag
+        if live != etag:
+            raise StaleIndexError(
+                f"gcs: {what} gs://{path}: the object changed since it was indexed"
+                f" (generation {etag} is gone; the object now has generation {live})"
             )
 
     def head(self, path: str) -> ObjectInfo:

@@ -22,6 +22,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema
+
 from .errors import IndexFormatError
 
 __all__ = [
@@ -55,8 +57,6 @@ def index_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> Any:
-    import jsonschema
-
     return jsonschema.Draft202012Validator(index_schema())
 
 
@@ -143,8 +143,6 @@ def validate_index_document(document: Any, *, source: str) -> None:
     IndexFormatError
         Naming the first offending field by its JSON path.
     """
-    import jsonschema
-
     try:
         _validator().validate(document)
     except jsonschema.ValidationError as err:

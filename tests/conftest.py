@@ -6,7 +6,6 @@ The GCS and Azure servers are started only when the ``cloudfits-gcs`` and
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,10 +13,9 @@ from pathlib import Path
 import astropy.io.fits
 import pytest
 
-from cloudfits.plugins import reset_registry
-from cloudfits.testing.azurite import AzuriteServer, start_azurite
+from cloudfits.testing.azurite import AzuriteServer, azurite_environment, start_azurite
 from cloudfits.testing.gcs import GCP_STORAGE_EMULATOR, GCSServer, start_gcs_server
-from cloudfits.testing.process import start_or_skip
+from cloudfits.testing.process import serving, start_or_skip
 from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
 
 CORPUS_DIR = Path(astropy.io.fits.__file__).parent / "tests" / "data"
@@ -32,32 +30,14 @@ TESS_SHAPE = (64, 64)
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A SeaweedFS S3 server on 127.0.0.1, with boto3's environment pointed at it."""
     server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
-    saved = {
-        k: os.environ.get(k)
-        for k in (
-            "AWS_ENDPOINT_URL",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_DEFAULT_REGION",
-        )
+    environment = {
+        "AWS_ENDPOINT_URL": server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
     }
-    os.environ.update(
-        AWS_ENDPOINT_URL=server.endpoint_url,
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    reset_registry()  # provider clients read the environment when they are built
-    try:
+    with serving(server, environment):
         yield server
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_registry()
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +50,8 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
     server = start_or_skip(
         lambda: start_gcs_server(GCP_STORAGE_EMULATOR, tmp_path_factory.mktemp("gcs"))
     )
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STORAGE_EMULATOR_HOST", server.endpoint_url)
-    reset_registry()
-    try:
+    with serving(server, {"STORAGE_EMULATOR_HOST": server.endpoint_url}):
         yield server
-    finally:
-        server.stop()
-        patch.undo()
-        reset_registry()
 
 
 @pytest.fixture(scope="session")
@@ -86,17 +59,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]
     """Azurite on 127.0.0.1, ``AZURE_STORAGE_CONNECTION_STRING`` pointed at it."""
     pytest.importorskip("cloudfits_azure", reason="the cloudfits-azure plugin is not installed")
     server = start_or_skip(lambda: start_azurite(tmp_path_factory.mktemp("azurite")))
-    patch = pytest.MonkeyPatch()
-    for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"):
-        patch.delenv(name, raising=False)
-    patch.setenv("AZURE_STORAGE_CONNECTION_STRING", server.connection_string)
-    reset_registry()
-    try:
+    with serving(server, azurite_environment(server)):
         yield server
-    finally:
-        server.stop()
-        patch.undo()
-        reset_registry()
 
 
 def _upload_corpus(put: Callable[[str, Path], None]) -> None:

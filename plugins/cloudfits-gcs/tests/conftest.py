@@ -12,9 +12,8 @@ import pytest
 
 pytest.register_assert_rewrite("cloudfits.testing.conformance")
 
-from cloudfits.plugins import reset_registry  # noqa: E402
 from cloudfits.testing.gcs import GCS_SERVERS, GCSServer, start_gcs_server  # noqa: E402
-from cloudfits.testing.process import start_or_skip  # noqa: E402
+from cloudfits.testing.process import serving, start_or_skip  # noqa: E402
 
 
 @pytest.fixture(scope="session", params=GCS_SERVERS)
@@ -23,12 +22,5 @@ def gcs_server(
 ) -> Iterator[GCSServer]:
     name: str = request.param
     server = start_or_skip(lambda: start_gcs_server(name, tmp_path_factory.mktemp(name)))
-    patch = pytest.MonkeyPatch()
-    patch.setenv("STORAGE_EMULATOR_HOST", server.endpoint_url)
-    reset_registry()
-    try:
+    with serving(server, {"STORAGE_EMULATOR_HOST": server.endpoint_url}):
         yield server
-    finally:
-        server.stop()
-        patch.undo()
-        reset_registry()

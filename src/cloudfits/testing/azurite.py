@@ -23,7 +23,14 @@ from typing import Any
 
 from .process import ServerProcess, find_executable, free_port, http_ready
 
-__all__ = ["ACCOUNT_KEY", "ACCOUNT_NAME", "AzuriteServer", "find_azurite", "start_azurite"]
+__all__ = [
+    "azurite_environment",
+    "ACCOUNT_KEY",
+    "ACCOUNT_NAME",
+    "AzuriteServer",
+    "find_azurite",
+    "start_azurite",
+]
 
 #: Azurite's built-in development account and its published key.
 ACCOUNT_NAME = "devstoreaccount1"
@@ -101,6 +108,16 @@ class AzuriteServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def azurite_environment(server: AzuriteServer) -> dict[str, str | None]:
+    """The ``AZURE_STORAGE_*`` variables that point the Azure SDK at ``server`` alone."""
+    return {
+        "AZURE_STORAGE_ACCOUNT": None,
+        "AZURE_STORAGE_KEY": None,
+        "AZURE_STORAGE_SAS_TOKEN": None,
+        "AZURE_STORAGE_CONNECTION_STRING": server.connection_string,
+    }
 
 
 def start_azurite(workdir: Path, *, timeout: float = 30.0) -> AzuriteServer:

@@ -15,9 +15,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 
 from .seaweedfs import free_port
 
@@ -26,10 +26,18 @@ __all__ = [
     "ServerProcess",
     "find_executable",
     "free_port",
+    "serving",
     "start_or_skip",
 ]
 
 T = TypeVar("T")
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Stoppable)
 
 _live: set[ServerProcess] = set()
 _live_lock = threading.Lock()
@@ -94,6 +102,36 @@ def start_or_skip(start: Callable[[], T]) -> T:
         if os.environ.get("CLOUDFITS_REQUIRE_SERVERS", "") not in ("", "0"):
             raise
         pytest.skip(str(err))
+
+
+@contextlib.contextmanager
+def serving(server: S, environment: Mapping[str, str | None] = {}) -> Iterator[S]:
+    """Point the environment at a started ``server`` while in the block, then stop it.
+
+    ``environment`` maps variables to values (None unsets one); the previous values come
+    back afterwards. The provider registry is reset on the way in and out, because
+    providers read the environment when their clients are built.
+    """
+    from ..plugins import reset_registry
+
+    environment = environment or {}
+    saved = {name: os.environ.get(name) for name in environment}
+    for name, value in environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_registry()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+        reset_registry()
 
 
 def http_ready(url: str) -> Callable[[], bool]:

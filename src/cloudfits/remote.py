@@ -40,6 +40,8 @@ from .tables import column_definitions, read_table, row_count
 from .uri import join_uri, redact_uri, split_uri
 
 if TYPE_CHECKING:
+    import dask.array
+
     from .index import FileEntry, FitsIndex
 
 __all__ = ["RemoteFITS", "RemoteHDU", "Section", "open"]
@@ -247,6 +249,28 @@ class RemoteHDU:
         values = raw.view(scaling.raw_dtype).reshape(plan.buffer_shape)
         result: np.ndarray = scale_image(values, scaling)[plan.finish]
         return result
+
+    def to_dask(self, chunks: Any = None, **tuning: int) -> dask.array.Array:
+        """A lazy `dask.array.Array` of this image; building it makes no request.
+
+        Each chunk is computed by a planned read of exactly its bytes, with the values
+        and type of `section`. The graph pickles without the open file, so it runs on
+        ``dask.distributed`` workers (see :doc:`dask-arrays`). Needs
+        ``pip install 'cloudfits[dask]'``.
+
+        Parameters
+        ----------
+        chunks : int, tuple, dict or str, optional
+            Anything ``dask.array`` takes (``"auto"`` included). By default the chunks
+            follow the file's layout: the fastest axes whole, the slowest split, each
+            chunk one contiguous byte run of at most dask's ``array.chunk-size``
+            (whole tiles for a tile-compressed image).
+        **tuning
+            ``max_gap``, ``max_part``, ``max_concurrency`` of every chunk read.
+        """
+        from .daskarray import to_dask
+
+        return to_dask(self, chunks, **tuning)
 
     def read(self, rows: Any = None, columns: Any = None, **tuning: int) -> Any:
         """Read table rows and columns as an astropy `~astropy.table.Table`.

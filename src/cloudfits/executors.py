@@ -319,7 +319,7 @@ def _scan_dask(
         }
         result = ScanResult()
         try:
-            for future in distributed.as_completed(futures):
+            for future in distributed.as_completed(futures, loop=client.loop):
                 done: BatchResult = future.result()
                 for counter in (stats, process_stats if done.pid != os.getpid() else None):
                     if counter is not None:

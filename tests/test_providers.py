@@ -913,8 +913,10 @@ class TestCommandLine:
         _write(source / "cut" / "truncated.fits", whole[: 3 * 2880 + 100])
         index = tmp_path / "i.json"
         assert _run(index_main, [str(source), "--index-uri", str(index)]) == 1
-        assert "truncated.fits" in capsys.readouterr().err
-        assert not index.exists()
+        err = capsys.readouterr().err
+        assert "failed: cut/truncated.fits: FitsFormatError: " in err
+        assert "1 of 3 objects could not be indexed; the others are in the index" in err
+        assert sorted(cloudfits.load_index(index).paths) == ["a.fits", "nested/b.fits"]
 
     @pytest.mark.parametrize("command", ["cloudfits-index", "cloudfits index"])
     def test_index_with_uris(

@@ -28,7 +28,7 @@ from .errors import (
 )
 from .fetcher import FetchOptions
 from .hookspecs import hookimpl
-from .index import FileEntry, FitsIndex
+from .index import FileEntry, FitsIndex, IndexFailure
 from .indexer import build_index, download_index, load_index
 from .plugins import ProviderRegistry, get_registry
 from .providers.base import ObjectInfo, Provider, ProviderSpec
@@ -51,6 +51,7 @@ __all__ = [
     "FileEntry",
     "FitsFormatError",
     "FitsIndex",
+    "IndexFailure",
     "IndexFormatError",
     "ObjectInfo",
     "ObjectNotFoundError",

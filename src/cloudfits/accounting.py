@@ -40,6 +40,13 @@ class ReadStats:
             self._counts.requests += 1
             self._counts.bytes += nbytes
 
+    def add(self, requests: int, nbytes: int) -> None:
+        """Count ``requests`` requests that returned ``nbytes`` bytes in all (for example,
+        those another process made on our behalf)."""
+        with self._lock:
+            self._counts.requests += requests
+            self._counts.bytes += nbytes
+
     @property
     def requests(self) -> int:
         """Range requests sent so far (retries included)."""

@@ -118,6 +118,7 @@ class FitsIndex:
         )
         self.uri: str | None = None
         self.options: dict[str, Any] = {}
+        self.failures: list[IndexFailure] = []
         self._by_path = {f.path: f for f in self.files}
 
     def __repr__(self) -> str:
@@ -301,3 +302,32 @@ def _file_entry(raw: Any, where: str) -> FileEntry:
         _optional_str(raw, "etag", where),
         _optional_str(raw, "last_modified", where),
     )
+
+
+@dataclass(frozen=True)
+class IndexFailure:
+    """An object that could not be indexed (see ``build_index(errors="collect")``).
+
+    Failures are reported to the caller (`FitsIndex.failures`); they are never written
+    into the index document.
+
+    Attributes
+    ----------
+    path : str
+        The object's path relative to the index's ``data_uri``, as an entry would have.
+    uri : str
+        The object's URI (without any ``user:password@`` part).
+    error : str
+        The exception's class name (``"ObjectNotFoundError"``, ``"FitsFormatError"``, ...).
+    message : str
+        The exception's message, which names the object (never a credential).
+    """
+
+    path: str
+    uri: str
+    error: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The failure as a JSON-ready dict."""
+        return {"path": self.path, "uri": self.uri, "error": self.error, "message": self.message}

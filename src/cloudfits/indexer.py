@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from .accounting import ReadStats
 from .errors import CloudFitsError
-from .fetcher import ObjectReader, prestart
-from .index import FileEntry, FitsIndex
+from .executors import Executor, ScanJob, scan_objects
+from .fetcher import ObjectReader
+from .index import FitsIndex
 from .plugins import get_registry
 from .providers.base import ObjectInfo, Provider
 from .scan import DEFAULT_SPECULATIVE_READ, scan_fits
@@ -31,10 +31,6 @@ __all__ = [
 
 DEFAULT_INDEX_NAME = "cloudfits-index.json"
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz")
-
-
-def _source_uri(scheme: str, path: str) -> str:
-    return path if scheme == "file" else f"{scheme}://{path}"
 
 
 def scan_object(
@@ -85,6 +81,9 @@ class IndexSource:
         The provider serving the source.
     objects : list of ObjectInfo
         The objects to scan, in path order.
+    options : dict
+        The provider options the source was listed with (Dask workers rebuild the
+        provider from them; never shown in ``repr``).
     """
 
     uri: str
@@ -92,6 +91,7 @@ class IndexSource:
     base: str
     provider: Provider
     objects: list[ObjectInfo]
+    options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def base_uri(self) -> str:
@@ -138,7 +138,7 @@ def find_fits_objects(
     objects = [o for o in objects if o.path.lower().endswith(wanted)]
     if not objects:
         raise CloudFitsError(f"no FITS objects ({', '.join(wanted)}) found under {text!r}")
-    return IndexSource(text, scheme, base, provider, objects)
+    return IndexSource(text, scheme, base, provider, objects, dict(options))
 
 
 def build_index(
@@ -150,9 +150,16 @@ def build_index(
     speculative_read: int = DEFAULT_SPECULATIVE_READ,
     stats: ReadStats | None = None,
     on_scanned: Callable[[ObjectInfo], None] | None = None,
+    executor: Executor = None,
+    errors: Literal["raise", "collect"] = "raise",
+    batch_size: int | None = None,
     **options: Any,
 ) -> FitsIndex:
     """Index FITS objects by reading their headers only.
+
+    The objects are listed once, here; then their headers are scanned by ``executor``:
+    a local thread pool, or tasks on a Dask cluster (see :doc:`scale-indexing`). The
+    index is the same whichever executor scans.
 
     Parameters
     ----------
@@ -169,26 +176,44 @@ def build_index(
         Name endings (case-insensitive) of the objects to index.
     concurrency : int
         Objects scanned at once (each scan is a chain of dependent reads, one per
-        header not covered by an earlier read, so the objects run side by side).
+        header not covered by an earlier read, so the objects run side by side). On
+        Dask, objects scanned at once by each task.
     speculative_read : int
         Bytes read at once where a header starts.
     stats : ReadStats, optional
-        Counts the requests and bytes of the scan.
+        Counts the requests and bytes of the scan (on Dask, those of every worker).
     on_scanned : callable, optional
-        Called with each object's `ObjectInfo` once its headers are scanned (from a
-        worker thread), for progress reports.
+        Called with each object's `ObjectInfo` once its headers are scanned (or its
+        scan failed, with ``errors="collect"``), for progress reports: from a worker
+        thread with the local executor; on Dask, in this process as each task's
+        results arrive.
+    executor : None, str or distributed.Client
+        Where the scans run. ``None`` or ``"threads"``: a thread pool in this process.
+        ``"dask"``: the current Dask client (``distributed.get_client()``, or the
+        scheduler of the Dask configuration ``scheduler-address``). A scheduler
+        address such as ``"tcp://127.0.0.1:8786"``, or a ``distributed.Client``:
+        that cluster. Dask needs ``pip install 'cloudfits[dask]'``, and the workers
+        must reach the source (and find its credentials where this process does).
+    errors : {"raise", "collect"}
+        ``"raise"``: the first object that cannot be indexed raises its error.
+        ``"collect"``: such objects (not found, access denied, malformed FITS, changed
+        since listed, transient errors past the retry budget, ...) are recorded in
+        the index's ``failures`` as `IndexFailure` values, and the others indexed.
+    batch_size : int, optional
+        On Dask, objects per task (by default, enough for about four tasks per worker
+        thread, at most 256).
     **options
         Options of the source's provider (``requester_pays=True``, ``endpoint_url=``, ...).
 
     Returns
     -------
     FitsIndex
+        With ``failures`` sorted by path (empty unless ``errors="collect"``).
     """
     if isinstance(source, IndexSource):
         found = source
     else:
         found = find_fits_objects(source, suffixes=suffixes, **options)
-    scheme, base, provider = found.scheme, found.base, found.provider
     same_place = data_uri is None
     if data_uri is None:
         data_uri = found.base_uri
@@ -196,27 +221,21 @@ def build_index(
         data_uri = os.path.abspath(data_uri)
     # An index is a shared document: it never holds credentials.
     data_uri = redact_uri(data_uri)
-
-    def one(info: ObjectInfo) -> FileEntry:
-        uri = redact_uri(_source_uri(scheme, info.path))
-        hdus = scan_object(provider, info, uri, stats=stats, speculative=speculative_read)
-        rel = posixpath.relpath(info.path.replace(os.sep, "/"), base.replace(os.sep, "/"))
-        if on_scanned is not None:
-            on_scanned(info)
-        return FileEntry(
-            rel,
-            info.size,
-            tuple(hdus),
-            info.etag if same_place else None,
-            info.last_modified if same_place else None,
-        )
-
-    objects = found.objects
-    workers = max(1, min(concurrency, len(objects)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="cloudfits-index") as pool:
-        prestart(pool, len(objects))
-        files = list(pool.map(one, objects))
-    return FitsIndex(data_uri, files)
+    job = ScanJob(found.scheme, found.base, found.options, same_place, speculative_read)
+    result = scan_objects(
+        job,
+        found.objects,
+        provider=found.provider,
+        executor=executor,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        errors=errors,
+        stats=stats,
+        on_scanned=on_scanned,
+    )
+    index = FitsIndex(data_uri, result.entries)
+    index.failures = sorted(result.failures, key=lambda f: f.path)
+    return index
 
 
 def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:

@@ -1,23 +1,30 @@
 """``cloudfits index`` (and ``cloudfits-index``): index FITS files, store the index.
 
 Remote objects are indexed by reading their headers only. ``--dry-run`` lists the
-objects and says what the run would read, without reading any of them.
+objects and says what the run would read, without reading any of them. The objects
+are listed once, then scanned by a local thread pool or, with ``--dask-scheduler``
+(or ``--executor dask``), as tasks on a Dask cluster. Objects that cannot be indexed
+are reported on standard error (path, error, message); the others are indexed and
+the index is written, and the exit code is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 from typing import Any
 
 from ..accounting import ReadStats
+from ..index import FitsIndex
 from ..indexer import DEFAULT_INDEX_NAME, IndexSource, build_index, find_fits_objects
 from ..plugins import get_registry
 from ..providers.base import ObjectInfo
 from ..scan import DEFAULT_SPECULATIVE_READ
 from ..uri import is_uri, redact_uri, split_uri
 from .common import (
+    EXIT_ERROR,
     EXIT_OK,
     UsageError,
     add_json_argument,
@@ -54,6 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_provider_arguments(parser)
     parser.add_argument(
         "--concurrency", type=int, default=16, help="objects scanned at once (default 16)"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("threads", "dask"),
+        help="where the headers are scanned: a thread pool here (threads, the default)"
+        " or tasks on a Dask cluster (dask: the scheduler of --dask-scheduler or of"
+        " DASK_SCHEDULER_ADDRESS); needs cloudfits[dask]",
+    )
+    parser.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="scan on the Dask cluster of this scheduler (tcp://HOST:PORT); implies"
+        " --executor dask. The workers must reach the source and its credentials",
     )
     parser.add_argument(
         "--dry-run",
@@ -174,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
             _print_dry_run(report, index_uri, cost)
         return EXIT_OK
 
+    executor = _executor(args)
     found = find_fits_objects(source, **source_options)
     stats = ReadStats()
     bar = progress_bar(len(found.objects), unit="file", desc="indexing", quiet=args.quiet)
@@ -185,21 +206,60 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         index = build_index(
-            found, data_uri, concurrency=args.concurrency, stats=stats, on_scanned=scanned
+            found,
+            data_uri,
+            concurrency=args.concurrency,
+            stats=stats,
+            on_scanned=scanned,
+            executor=executor,
+            errors="collect",
         )
     finally:
         bar.close()
-    index.save(index_uri, **index_options)
+    written = bool(index.files)
+    if written:
+        index.save(index_uri, **index_options)
+    _report(args, index, source, index_uri if written else None, stats)
+    return EXIT_ERROR if index.failures else EXIT_OK
+
+
+def _executor(args: argparse.Namespace) -> str | None:
+    """The ``executor`` of `build_index` that the flags ask for."""
+    if args.dask_scheduler:
+        if args.executor == "threads":
+            raise UsageError("--dask-scheduler runs on Dask: it cannot go with --executor threads")
+        return str(args.dask_scheduler)
+    return "dask" if args.executor == "dask" else None
+
+
+def _report(
+    args: argparse.Namespace,
+    index: FitsIndex,
+    source: str,
+    index_uri: str | None,
+    stats: ReadStats,
+) -> None:
+    """The run's summary (standard output) and its failures (standard error)."""
     hdus = sum(len(f.hdus) for f in index.files)
+    total = len(index.files) + len(index.failures)
+    for failure in index.failures:
+        print(f"failed: {failure.path}: {failure.error}: {failure.message}", file=sys.stderr)
+    if index.failures:
+        outcome = "the others are in the index" if index_uri else "no index written"
+        print(
+            f"{len(index.failures)} of {plural(total, 'object')} could not be indexed; {outcome}",
+            file=sys.stderr,
+        )
     if args.json:
         write_json(
             {
-                "index_uri": redact_uri(index_uri),
+                "index_uri": redact_uri(index_uri) if index_uri else None,
                 "data_uri": index.data_uri,
                 "files": len(index.files),
                 "hdus": hdus,
                 "requests": stats.requests,
                 "bytes": stats.bytes,
+                "failures": [f.to_dict() for f in index.failures],
             }
         )
     elif not args.quiet:
@@ -208,5 +268,5 @@ def run(args: argparse.Namespace) -> int:
             f" {stats.requests} requests, {stats.bytes} bytes read"
         )
         print(f"data URI: {index.data_uri}")
-        print(f"index written to {redact_uri(index_uri)}")
-    return EXIT_OK
+        if index_uri:
+            print(f"index written to {redact_uri(index_uri)}")

@@ -25,6 +25,7 @@ from .index_v2 import (
     column_chunk_ranges,
     column_types_ok,
 )
+from .keywords import as_bools
 from .rangefile import RangeFile
 from .scan import BLOCK, CARD, HDULayout, padded
 
@@ -82,6 +83,10 @@ class ParquetFiles:
         table = self._read(list(range(md.num_row_groups)), list(LAYOUT_COLUMNS))
         file.clear()
         self._check(table)
+        del table
+        # Arrow's allocator keeps the pages of the decoded columns and of the checks'
+        # temporaries; give them back, as the index stays loaded for long.
+        pa.default_memory_pool().release_unused()
         self._lock = threading.Lock()
         self._headers: OrderedDict[int, list[str]] = OrderedDict()
 
@@ -114,7 +119,7 @@ class ParquetFiles:
         n = len(paths)
         new = np.ones(n, dtype=bool)
         if n > 1:
-            new[1:] = pc.not_equal(paths[1:], paths[:-1]).to_numpy(zero_copy_only=False)
+            new[1:] = as_bools(pc.not_equal(paths[1:], paths[:-1]))
         starts = np.flatnonzero(new)
         distinct = paths.take(pa.array(starts))
         if len(distinct) > 1 and not pc.all(pc.less(distinct[:-1], distinct[1:])).as_py():
@@ -130,7 +135,7 @@ class ParquetFiles:
             ),
         )
         if pc.any(bad).as_py():
-            at = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
+            at = int(np.flatnonzero(as_bools(bad))[0])
             raise IndexFormatError(
                 f"{source}: path {distinct[at].as_py()!r} must be relative, '/'-separated,"
                 " and must not contain '..', '.', empty parts, backslashes or control characters"
@@ -154,7 +159,7 @@ class ParquetFiles:
             firsts = values.take(pa.array(first))
             same = pc.fill_null(pc.equal(values, firsts), False)
             both_null = pc.and_(pc.is_null(values), pc.is_null(firsts))
-            ok = pc.or_(same, both_null).to_numpy(zero_copy_only=False)
+            ok = as_bools(pc.or_(same, both_null))
             if not ok.all():
                 raise self._fail(int(np.argmin(ok)), f"{name} differs by HDU")
             setattr(self, name, values.take(pa.array(starts)))

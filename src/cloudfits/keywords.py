@@ -24,7 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["KeywordValues", "TypedValues", "keyword_values", "token_of", "typed_values"]
+__all__ = [
+    "KeywordValues",
+    "TypedValues",
+    "as_bools",
+    "keyword_values",
+    "token_of",
+    "typed_values",
+]
 
 _CARD = 80
 _COMMENTARY = ["", "COMMENT", "HISTORY", "END"]
@@ -37,6 +44,14 @@ _FSC_NUMBER = r"[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?"
 _RVKC_FIELD = r"[a-zA-Z_]\w*(?:\.\d+)?"
 # A string that astropy reads as a record-valued keyword card ('AXIS.1: 2').
 _RVKC_TOKEN = rf"^'{_RVKC_FIELD}(?:\.{_RVKC_FIELD})*: +{_FSC_NUMBER}'$"
+
+
+def as_bools(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as numpy, nulls false (without pyarrow's pandas path)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    out: np.ndarray = pc.fill_null(values, False).cast(pa.uint8()).to_numpy().view(bool)
+    return out
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,7 @@ class KeywordValues:
 
     def column(self, keyword: str, n_rows: int) -> pa.Array:
         """Tokens of ``keyword`` for rows ``0 .. n_rows - 1``, null where it is absent."""
-        where = np.flatnonzero(pc.equal(self.keywords, keyword).to_numpy(zero_copy_only=False))
+        where = np.flatnonzero(as_bools(pc.equal(self.keywords, keyword)))
         index = np.full(n_rows, -1, dtype=np.int64)
         index[self.rows[where]] = where
         return self.tokens.take(pa.array(index, mask=index < 0))
@@ -112,7 +127,7 @@ def keyword_values(
     valued = pc.and_(indicator, pc.invert(commentary))
     if wanted is not None:
         valued = pc.and_(valued, pc.is_in(keyword, wanted))
-    picked = np.flatnonzero(valued.to_numpy(zero_copy_only=False))
+    picked = np.flatnonzero(as_bools(valued))
     tokens = pc.utf8_rtrim_whitespace(
         pc.struct_field(
             pc.extract_regex(pc.utf8_slice_codeunits(cards.take(picked), 10, _CARD), _TOKEN),
@@ -121,8 +136,8 @@ def keyword_values(
     )
     rvkc = pc.fill_null(pc.match_substring_regex(tokens, _RVKC_TOKEN), False)
     astropy_rows = np.union1d(
-        rows[odd.to_numpy(zero_copy_only=False)],
-        rows[picked][rvkc.to_numpy(zero_copy_only=False)],
+        rows[as_bools(odd)],
+        rows[picked][as_bools(rvkc)],
     )
     keep = ~np.isin(rows[picked], astropy_rows)
     picked_rows = rows[picked][keep]
@@ -178,12 +193,12 @@ def _astropy_values(
             header = Header.fromstring(headers[row])
             seen: set[str] = set()
             for card in header.cards:
-                name = card.keyword
-                if name in seen or name.upper() in _COMMENTARY or (only is not None and name not in only):
+                name = card.keyword.upper()
+                if name in seen or name in _COMMENTARY or (only is not None and name not in only):
                     continue
                 seen.add(name)
                 try:
-                    token = token_of(header[name])
+                    token = token_of(header[card.keyword])
                 except (VerifyError, ValueError, KeyError):
                     token = None
                 out_rows.append(row)

@@ -97,6 +97,7 @@ class ParquetFiles:
         try:
             self.file.prefetch(column_chunk_ranges(self.md, groups, columns, self.source))
             table = self.parquet.read_row_groups(groups, columns=names, use_threads=False)
+            table.validate(full=True)  # UTF-8 of strings, offsets
         except IndexFormatError:
             raise
         except (pa.ArrowException, OSError, ValueError, EOFError) as err:
@@ -122,8 +123,9 @@ class ParquetFiles:
             new[1:] = as_bools(pc.not_equal(paths[1:], paths[:-1]))
         starts = np.flatnonzero(new)
         distinct = paths.take(pa.array(starts))
-        if len(distinct) > 1 and not pc.all(pc.less(distinct[:-1], distinct[1:])).as_py():
-            at = int(np.flatnonzero(~pc.less(distinct[:-1], distinct[1:]).to_numpy())[0]) + 1
+        ordered = as_bools(pc.less(distinct[:-1], distinct[1:])) if len(distinct) > 1 else None
+        if ordered is not None and not ordered.all():
+            at = int(np.argmin(ordered)) + 1
             raise IndexFormatError(
                 f"{source}: file {distinct[at].as_py()!r} is listed twice or out of order"
             )

@@ -78,8 +78,12 @@ def _headers(rng: random.Random, number: int) -> tuple[str, str, str]:
         _card("SECTOR", sector, "observing sector"),
         _card("CAMERA", camera, "camera number"),
         _card("CCD", ccd, "CCD chip number"),
-        _card("DATE-OBS", f"2019-{1 + day % 12:02d}-{1 + day % 28:02d}T00:{number % 60:02d}:00.000"),
-        _card("DATE-END", f"2019-{1 + day % 12:02d}-{1 + day % 28:02d}T00:{number % 60:02d}:30.000"),
+        _card(
+            "DATE-OBS", f"2019-{1 + day % 12:02d}-{1 + day % 28:02d}T00:{number % 60:02d}:00.000"
+        ),
+        _card(
+            "DATE-END", f"2019-{1 + day % 12:02d}-{1 + day % 28:02d}T00:{number % 60:02d}:30.000"
+        ),
         _card("TSTART", start, "observation start time in BTJD"),
         _card("TSTOP", start + 0.0208, "observation stop time in BTJD"),
         _card("RA_NOM", ra, "[deg] RA of camera boresight"),
@@ -151,7 +155,7 @@ def make_index(files: int, seed: int = 7) -> Any:
         headers = _headers(rng, number)
         offset = 0
         hdus = []
-        for header, size in zip(headers, (0, image_bytes, image_bytes)):
+        for header, size in zip(headers, (0, image_bytes, image_bytes), strict=False):
             data = offset + padded(len(header))
             hdus.append(HDULayout(offset, data, size, header))
             offset = data + padded(size)
@@ -218,11 +222,11 @@ def measure(uri: str) -> dict[str, Any]:
     load_rss = _peak_rss_mb()
     result: dict[str, Any] = {"load": load, "files": len(index), "rss_imports_mb": baseline}
     result["rss_after_load_mb"] = load_rss
-    for name, query in zip(("query_object", "query_exptime"), QUERIES):
+    for name, query in zip(("query_object", "query_exptime"), QUERIES, strict=False):
         table, timing = step(lambda q=query: index.search(q))
         result[name] = {**timing, "rows": len(table)}
     path = index.paths[len(index) // 2]
-    entry, opened = step(lambda: index.open(path)[1].header)
+    _entry, opened = step(lambda: index.open(path)[1].header)
     result["open"] = {**opened, "path": path}
     result["peak_rss_mb"] = _peak_rss_mb()
     return result
@@ -286,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     header_bytes = sum(len(h.header) for f in index.files for h in f.hdus)
     generated = time.perf_counter() - started
     _check_sample(index)
-    print(f"{args.files} files, {hdus} HDUs, {header_bytes / 1e9:.2f} GB of header text"
-          f" (generated in {generated:.1f} s)")
+    print(
+        f"{args.files} files, {hdus} HDUs, {header_bytes / 1e9:.2f} GB of header text"
+        f" (generated in {generated:.1f} s)"
+    )
     started = time.perf_counter()
     v2 = index.to_parquet()
     written_v2 = time.perf_counter() - started
@@ -297,8 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     index.save(str(work / "index.json"))
     written_v1 = time.perf_counter() - started
     sizes = {p.name: p.stat().st_size for p in work.iterdir()}
-    print(f"written: v2 {sizes['index.parquet']:,} bytes in {written_v2:.1f} s,"
-          f" v1 {sizes['index.json']:,} bytes in {written_v1:.1f} s")
+    print(
+        f"written: v2 {sizes['index.parquet']:,} bytes in {written_v2:.1f} s,"
+        f" v1 {sizes['index.json']:,} bytes in {written_v1:.1f} s"
+    )
     cases = [
         ("v2", "local", str(work / "index.parquet"), {}, args.repeat),
         ("v1", "local", str(work / "index.json"), {}, args.v1_repeat),
@@ -363,8 +371,10 @@ def _print(results: dict[str, Any]) -> None:
             f" {(c['query_object_bytes'] + c['query_exptime_bytes']) / 1e6:>9.1f}"
             f" {c['open_s']:>7.3f} {c['open_bytes'] / 1e3:>8.0f} {c['open_requests']:>8}"
         )
-    print(f"targets: load < {TARGETS['load_s']} s, peak RSS < {TARGETS['peak_rss_mb']} MB,"
-          f" query < {TARGETS['query_s']} s")
+    print(
+        f"targets: load < {TARGETS['load_s']} s, peak RSS < {TARGETS['peak_rss_mb']} MB,"
+        f" query < {TARGETS['query_s']} s"
+    )
 
 
 if __name__ == "__main__":

@@ -129,9 +129,7 @@ class FitsIndex:
         self.options: dict[str, Any] = {}
 
     @classmethod
-    def _lazy(
-        cls, data_uri: str, store: ParquetFiles, generator: str, created: str
-    ) -> FitsIndex:
+    def _lazy(cls, data_uri: str, store: ParquetFiles, generator: str, created: str) -> FitsIndex:
         """An index whose entries are read from a version 2 document when needed."""
         index = cls(data_uri, [], generator=generator, created=created)
         index._store = store
@@ -279,8 +277,9 @@ class FitsIndex:
         version = document.get("version")
         if type(version) is not int or version != FORMAT_VERSION:
             raise IndexFormatError(
-                f"{source}: index format version {version!r} is not supported"
-                f" (this cloudfits reads version {FORMAT_VERSION}); upgrade cloudfits"
+                f"{source}: index format version {version!r} is not supported in JSON"
+                f" (this cloudfits reads version {FORMAT_VERSION} as JSON, version 2 as"
+                " Parquet); upgrade cloudfits"
             )
         validate_index_document(document, source=source)
         data_uri = _field(document, "data_uri", str, source)

@@ -280,7 +280,6 @@ def column_chunk_ranges(
 ) -> list[tuple[int, int]]:
     """Byte ranges of the given columns in the given row groups, checked."""
     ranges = []
-    size = md.serialized_size  # only for the message
     for g in row_groups:
         group = md.row_group(g)
         for c in columns:
@@ -290,13 +289,7 @@ def column_chunk_ranges(
                 start = chunk.dictionary_page_offset
             end = start + chunk.total_compressed_size
             if start < 0 or chunk.total_compressed_size < 0:
-                raise IndexFormatError(
-                    f"{source}: row group {g}, column {c}: bad byte range (footer {size} bytes)"
-                )
+                raise IndexFormatError(f"{source}: row group {g}, column {c}: bad byte range")
             ranges.append((start, end))
     return ranges
 
-
-def empty_layout() -> np.ndarray:
-    """An empty int64 array."""
-    return np.zeros(0, dtype=np.int64)

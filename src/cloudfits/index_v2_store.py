@@ -274,7 +274,7 @@ class ParquetFiles:
         """Every entry: reads every header of the index."""
         all_groups = list(range(len(self.group_start) - 1))
         texts: list[str] = []
-        for g, group in self._all_headers(all_groups):
+        for _g, group in self._all_headers(all_groups):
             texts += group
         return [
             self.entry_at(i, texts[int(self.file_start[i]) : int(self.file_start[i + 1])])

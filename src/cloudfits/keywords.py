@@ -82,7 +82,7 @@ class KeywordValues:
     def counts(self) -> dict[str, int]:
         """How many headers have each keyword."""
         table = pa.table({"k": self.keywords}).group_by("k").aggregate([("k", "count")])
-        return dict(zip(table["k"].to_pylist(), table["k_count"].to_pylist()))
+        return dict(zip(table["k"].to_pylist(), table["k_count"].to_pylist(), strict=False))
 
 
 def _cards(headers: Sequence[str]) -> tuple[np.ndarray, pa.Array]:
@@ -95,9 +95,7 @@ def _cards(headers: Sequence[str]) -> tuple[np.ndarray, pa.Array]:
     return rows, fixed.cast(pa.binary()).cast(pa.string())
 
 
-def keyword_values(
-    headers: Sequence[str], *, only: Iterable[str] | None = None
-) -> KeywordValues:
+def keyword_values(headers: Sequence[str], *, only: Iterable[str] | None = None) -> KeywordValues:
     """The first value of each valued keyword of every header, as astropy reads it.
 
     Parameters

@@ -55,20 +55,20 @@ class RangeFile(io.RawIOBase):
             self._starts, self._chunks = [0], [memoryview(data)]
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         """The object's URI, for messages."""
         return self.reader.uri if self.reader is not None else "<bytes>"
 
-    def readable(self) -> bool:  # noqa: D102
+    def readable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:  # noqa: D102
+    def seekable(self) -> bool:
         return True
 
-    def tell(self) -> int:  # noqa: D102
+    def tell(self) -> int:
         return self._position
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:  # noqa: D102
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
         if base + offset < 0:
             raise ValueError(f"{self.name}: seek to a negative position")
@@ -114,7 +114,8 @@ class RangeFile(io.RawIOBase):
                 merged.append((a, b))
         starts = np.array([a for a, _ in merged], dtype=np.int64)
         ends = np.array([b for _, b in merged], dtype=np.int64)
-        for (a, _), array in zip(merged, self.reader.read_ranges(0, starts, ends, self.options)):
+        arrays = self.reader.read_ranges(0, starts, ends, self.options)
+        for (a, _), array in zip(merged, arrays, strict=True):
             i = bisect.bisect_right(self._starts, a)
             self._starts.insert(i, a)
             self._chunks.insert(i, array.data.cast("B"))

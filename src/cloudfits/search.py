@@ -25,7 +25,7 @@ import ast
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -52,8 +52,8 @@ class Keyword:
     name: str
 
 
-Constant = Union[str, int, float, bool]
-Operand = Union[Keyword, Constant, tuple[Constant, ...]]
+Constant = str | int | float | bool
+Operand = Keyword | Constant | tuple[Constant, ...]
 _OPS: dict[type, str] = {
     ast.Eq: "equal",
     ast.NotEq: "not_equal",
@@ -128,7 +128,7 @@ def _check(node: ast.expr, names: dict[str, str], used: list[str]) -> None:
         _check(node.operand, names, used)
     elif isinstance(node, ast.Compare):
         operands = [node.left, *node.comparators]
-        for op, right in zip(node.ops, node.comparators):
+        for op, right in zip(node.ops, node.comparators, strict=False):
             if isinstance(op, (ast.In, ast.NotIn)):
                 if not isinstance(right, (ast.Tuple, ast.List, ast.Set)) or any(
                     _constant(e) is None for e in right.elts
@@ -194,7 +194,8 @@ class _Evaluator:
         if isinstance(right, int):
             exact = function(a.integers, right)
             return pc.coalesce(exact, function(a.floats, float(right)))
-        return function(a.floats, float(right))
+        assert isinstance(right, float)
+        return function(a.floats, right)
 
     def evaluate(self, node: ast.expr) -> pa.Array:
         if isinstance(node, ast.BoolOp):
@@ -208,7 +209,7 @@ class _Evaluator:
         assert isinstance(node, ast.Compare)
         result = None
         left = self.operand(node.left)
-        for op, comparator in zip(node.ops, node.comparators):
+        for op, comparator in zip(node.ops, node.comparators, strict=False):
             right = self.operand(comparator)
             if isinstance(op, (ast.In, ast.NotIn)):
                 assert isinstance(right, tuple)
@@ -282,8 +283,14 @@ def _column(values: TypedValues, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
             return filled.to_numpy(), ~any_value
         return np.asarray(filled.to_pylist(), dtype=str), ~any_value
     text = [
-        next((str(parts[k][i].as_py()) for k in ("str", "bool", "int", "float", "other")
-              if present[k][i]), "")
+        next(
+            (
+                str(parts[k][i].as_py())
+                for k in ("str", "bool", "int", "float", "other")
+                if present[k][i]
+            ),
+            "",
+        )
         for i in range(len(rows))
     ]
     return np.asarray(text, dtype=str), ~any_value

@@ -37,7 +37,9 @@ __all__ = ["add_arguments", "json_rows", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``cloudfits search``."""
-    parser.add_argument("index_uri", metavar="INDEX_URI", help="the index (.json, .json.gz, .parquet)")
+    parser.add_argument(
+        "index_uri", metavar="INDEX_URI", help="the index (.json, .json.gz, .parquet)"
+    )
     parser.add_argument("expression", metavar="EXPR", help="the condition on header keywords")
     add_json_argument(parser)
     add_quiet_argument(parser)
@@ -69,5 +71,5 @@ def json_rows(table: Table) -> list[dict[str, Any]]:
         column = table[name]
         values = np.ma.getdata(column).tolist()
         missing = np.ma.getmaskarray(column).tolist()
-        columns[name] = [None if m else v for v, m in zip(values, missing)]
-    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+        columns[name] = [None if m else v for v, m in zip(values, missing, strict=False)]
+    return [dict(zip(columns, row, strict=False)) for row in zip(*columns.values(), strict=False)]

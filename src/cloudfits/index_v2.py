@@ -35,7 +35,6 @@ import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -292,4 +291,3 @@ def column_chunk_ranges(
                 raise IndexFormatError(f"{source}: row group {g}, column {c}: bad byte range")
             ranges.append((start, end))
     return ranges
-

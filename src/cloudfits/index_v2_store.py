@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +31,8 @@ from .rangefile import RangeFile
 from .scan import BLOCK, CARD, HDULayout, padded
 
 __all__ = ["ParquetFiles"]
+
+T = TypeVar("T")
 
 #: Row groups of headers kept in memory.
 HEADER_CACHE = 4
@@ -272,24 +275,11 @@ class ParquetFiles:
 
     def entries(self) -> list[FileEntry]:
         """Every entry: reads every header of the index."""
-        all_groups = list(range(len(self.group_start) - 1))
-        texts: list[str] = []
-        for _g, group in self._all_headers(all_groups):
-            texts += group
+        texts = self.header_column()
         return [
             self.entry_at(i, texts[int(self.file_start[i]) : int(self.file_start[i + 1])])
             for i in range(len(self.paths))
         ]
-
-    def _all_headers(self, groups: list[int]) -> list[tuple[int, list[str]]]:
-        table = self._read(groups, ["header"])
-        self.file.clear()
-        texts = table.column(0).to_pylist()
-        out = []
-        for g in groups:
-            a, b = int(self.group_start[g]), int(self.group_start[g + 1])
-            out.append((g, texts[a:b]))
-        return out
 
     def keyword_tokens(self, keywords: list[str]) -> dict[str, pa.ChunkedArray]:
         """The ``kw:`` columns of ``keywords`` that exist, read for every row."""
@@ -302,11 +292,29 @@ class ParquetFiles:
             self.file.clear()
         return {k: table.column(KEYWORD_PREFIX + k) for k in present}
 
-    def header_column(self) -> list[str]:
-        """Every header of the index, in row order (for keywords without a column)."""
+    def map_header_groups(self, function: Callable[[list[str]], T]) -> list[T]:
+        """``function`` of each row group's headers, in order (one group in memory)."""
+        groups = list(range(len(self.group_start) - 1))
+        header = [self.schema.get_field_index("header")]
         with self._lock:
-            groups = list(range(len(self.group_start) - 1))
-            texts: list[str] = []
-            for _, group in self._all_headers(groups):
-                texts += group
+            self.file.prefetch(column_chunk_ranges(self.md, groups, header, self.source))
+            try:
+                results = []
+                for g in groups:
+                    column = self._read([g], ["header"]).column(0)
+                    if column.null_count:
+                        raise IndexFormatError(f"{self.source}: column 'header' has nulls")
+                    results.append(function(column.to_pylist()))
+                return results
+            finally:
+                self.file.clear()
+
+    def header_column(self) -> list[str]:
+        """Every header of the index, in row order."""
+        with self._lock:
+            table = self._read(list(range(len(self.group_start) - 1)), ["header"])
+            self.file.clear()
+        if table.column(0).null_count:
+            raise IndexFormatError(f"{self.source}: column 'header' has nulls")
+        texts: list[str] = table.column(0).to_pylist()
         return texts

@@ -239,8 +239,17 @@ def _tokens(index: FitsIndex, keywords: tuple[str, ...]) -> dict[str, pa.Array]:
         missing = [k for k in keywords if k not in found]
         n = len(store.hdu)
         if missing:
-            values = keyword_values(store.header_column(), only=missing)
-            found.update({k: values.column(k, n) for k in missing})
+            # One row group of headers at a time: they may be gigabytes in all.
+            def columns(headers: list[str]) -> list[pa.Array]:
+                values = keyword_values(headers, only=missing)
+                return [values.column(k, len(headers)) for k in missing]
+
+            parts = store.map_header_groups(columns)
+            for i, keyword in enumerate(missing):
+                found[keyword] = pa.concat_arrays(
+                    [p[i] for p in parts] or [pa.array([], pa.string())]
+                )
+        assert all(len(v) == n for v in found.values())
         return found
     headers = [h.header for f in index.files for h in f.hdus]
     values = keyword_values(headers, only=keywords)

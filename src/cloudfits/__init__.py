@@ -33,6 +33,7 @@ from .indexer import build_index, download_index, load_index
 from .plugins import ProviderRegistry, get_registry
 from .providers.base import ObjectInfo, Provider, ProviderSpec
 from .remote import RemoteFITS, RemoteHDU, Section, open
+from .search import SearchExpressionError
 from .tess import tess_cutout
 
 try:
@@ -65,6 +66,7 @@ __all__ = [
     "ReadStats",
     "RemoteFITS",
     "RemoteHDU",
+    "SearchExpressionError",
     "Section",
     "StaleIndexError",
     "TransientProviderError",

@@ -76,6 +76,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("demo", "cloudfits.commands.demo", "the TESS tutorial on a local S3 server"),
     Command("cutout", "cloudfits.commands.cutout", "cutout around RA/Dec as FITS (and PNG)"),
     Command("verify", "cloudfits.commands.verify", "check an index against its store"),
+    Command("search", "cloudfits.commands.search", "HDUs whose headers match an expression"),
     # Further subcommands are added here, one line each.
 )
 

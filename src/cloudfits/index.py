@@ -14,6 +14,9 @@ Format version 1 is one JSON document (gzip-compressed when its name ends in
 ``header`` holds the header's 80-character cards up to and including ``END``;
 ``data_size`` is the data's length without padding. Paths are relative to
 ``data_uri`` and never contain ``..``.
+
+Format version 2 (`cloudfits.index_v2`) holds the same in one Parquet object, for
+indexes of many thousands of files; `FitsIndex` reads and writes both.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from .index_schema import parse_index_document, validate_index_document
 from .scan import BLOCK, CARD, HDULayout, padded
 
 if TYPE_CHECKING:
+    from astropy.table import Table
+
+    from .index_v2_store import ParquetFiles
     from .remote import RemoteFITS, RemoteHDU
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "FileEntry", "FitsIndex"]
@@ -111,7 +117,10 @@ class FitsIndex:
         created: str | None = None,
     ) -> None:
         self.data_uri = data_uri
-        self.files = sorted(files, key=lambda f: f.path)
+        self._store: ParquetFiles | None = None
+        self._files: list[FileEntry] | None = None
+        self._by_path: dict[str, FileEntry] = {}
+        self.files = files
         self.generator = generator or _generator()
         self.created = (
             created or dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -119,28 +128,60 @@ class FitsIndex:
         self.uri: str | None = None
         self.options: dict[str, Any] = {}
         self.failures: list[IndexFailure] = []
-        self._by_path = {f.path: f for f in self.files}
+
+    @classmethod
+    def _lazy(cls, data_uri: str, store: ParquetFiles, generator: str, created: str) -> FitsIndex:
+        """An index whose entries are read from a version 2 document when needed."""
+        index = cls(data_uri, [], generator=generator, created=created)
+        index._store = store
+        index._files = None
+        return index
+
+    @property
+    def files(self) -> list[FileEntry]:
+        """Every entry, in path order.
+
+        For an index loaded from a version 2 (Parquet) document, the first use reads
+        every header of the index; `paths`, `entry`, `open`, ``len`` and ``in`` do not.
+        """
+        if self._files is None:
+            assert self._store is not None
+            self._files = self._store.entries()
+            self._by_path = {f.path: f for f in self._files}
+        return self._files
+
+    @files.setter
+    def files(self, files: list[FileEntry]) -> None:
+        self._files = sorted(files, key=lambda f: f.path)
+        self._by_path = {f.path: f for f in self._files}
+        self._store = None
 
     def __repr__(self) -> str:
-        return f"<FitsIndex {self.data_uri!r}: {len(self.files)} files>"
+        return f"<FitsIndex {self.data_uri!r}: {len(self)} files>"
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self._store) if self._store is not None else len(self.files)
 
     def __iter__(self) -> Iterator[FileEntry]:
         return iter(self.files)
 
     def __contains__(self, path: object) -> bool:
+        if self._store is not None:
+            return path in self._store
         return path in self._by_path
 
     @property
     def paths(self) -> list[str]:
         """The indexed paths, relative to ``data_uri``."""
+        if self._store is not None:
+            return list(self._store.paths)
         return [f.path for f in self.files]
 
     def entry(self, path: str) -> FileEntry:
         """The entry for ``path`` (relative to ``data_uri``)."""
         try:
+            if self._store is not None:
+                return self._store.entry(path)
             return self._by_path[path]
         except KeyError:
             raise KeyError(f"{path!r} is not in the index of {self.data_uri!r}") from None
@@ -162,17 +203,37 @@ class FitsIndex:
         from .remote import RemoteFITS
 
         if path is None:
-            if len(self.files) != 1:
-                raise ValueError(f"the index holds {len(self.files)} files: name one")
-            path = self.files[0].path
+            if len(self) != 1:
+                raise ValueError(f"the index holds {len(self)} files: name one")
+            path = self.paths[0]
         return RemoteFITS.from_entry(self, self.entry(path), options)
 
     @property
     def headers(self) -> list[RemoteHDU]:
         """The HDUs of the first file (the form of the ``cloud-fits`` tutorial)."""
-        if not self.files:
+        if not len(self):
             raise IndexError("the index holds no files")
-        return list(self.open(self.files[0].path))
+        return list(self.open(self.paths[0]))
+
+    def search(self, expression: str) -> Table:
+        """HDUs whose headers satisfy ``expression``, without any data request.
+
+        Parameters
+        ----------
+        expression : str
+            Comparisons of keywords with constants, combined with ``and``, ``or`` and
+            ``not``: ``"OBJECT == 'M31'"``, ``"EXPTIME > 100 and FILTER in ('g', 'r')"``.
+            A keyword that is not a Python name is written in backquotes
+            (```DATE-OBS` >= '2020'``). See :doc:`/search`.
+
+        Returns
+        -------
+        astropy.table.Table
+            ``path``, ``hdu`` and one column per keyword used, one row per matching HDU.
+        """
+        from .search import search_index
+
+        return search_index(self, expression)
 
     # -- serialization -------------------------------------------------------------
 
@@ -187,15 +248,25 @@ class FitsIndex:
             "files": [f.to_dict() for f in self.files],
         }
 
+    def to_parquet(self) -> bytes:
+        """The index as a version 2 document (Parquet; see `cloudfits.index_v2`)."""
+        from .index_v2 import index_to_parquet
+
+        return index_to_parquet(self)
+
     def to_bytes(self, *, compress: bool = False) -> bytes:
-        """The index document; gzip-compressed when ``compress``."""
+        """The version 1 document (JSON); gzip-compressed when ``compress``."""
         text = json.dumps(self.to_dict(), indent=1, ensure_ascii=True) + "\n"
         data = text.encode("ascii")
         return gzip.compress(data, mtime=0) if compress else data
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> FitsIndex:
-        """Parse and check an index document (JSON, or gzip-compressed JSON)."""
+        """Parse and check an index document (JSON, gzip-compressed JSON, or Parquet)."""
+        if data[:4] == b"PAR1":
+            from .index_v2 import read_parquet_index
+
+            return read_parquet_index(None, len(data), source=source, data=data)
         document = parse_index_document(data, source=source)
         return cls.from_dict(document, source=source)
 
@@ -207,8 +278,9 @@ class FitsIndex:
         version = document.get("version")
         if type(version) is not int or version != FORMAT_VERSION:
             raise IndexFormatError(
-                f"{source}: index format version {version!r} is not supported"
-                f" (this cloudfits reads version {FORMAT_VERSION}); upgrade cloudfits"
+                f"{source}: index format version {version!r} is not supported in JSON"
+                f" (this cloudfits reads version {FORMAT_VERSION} as JSON, version 2 as"
+                " Parquet); upgrade cloudfits"
             )
         validate_index_document(document, source=source)
         data_uri = _field(document, "data_uri", str, source)
@@ -227,11 +299,20 @@ class FitsIndex:
         )
 
     def save(self, uri: str, **options: Any) -> None:
-        """Write the index through the provider of ``uri`` (``.json`` or ``.json.gz``)."""
+        """Write the index through the provider of ``uri``.
+
+        The name chooses the format: ``.parquet`` version 2, else version 1 (JSON,
+        gzip-compressed when the name ends in ``.gz``).
+        """
+        from .index_v2 import is_parquet_name
         from .plugins import get_registry
 
         provider, path = get_registry().for_uri(uri, **options)
-        provider.put_index(path, self.to_bytes(compress=uri.endswith(".gz")))
+        if is_parquet_name(uri):
+            data = self.to_parquet()
+        else:
+            data = self.to_bytes(compress=uri.endswith(".gz"))
+        provider.put_index(path, data)
 
 
 def _field(raw: Any, key: str, kind: type, where: str) -> Any:

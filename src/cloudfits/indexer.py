@@ -13,6 +13,7 @@ from .errors import CloudFitsError
 from .executors import Executor, ScanJob, scan_objects
 from .fetcher import ObjectReader
 from .index import FitsIndex
+from .index_v2 import is_parquet_name, read_parquet_index
 from .plugins import get_registry
 from .providers.base import ObjectInfo, Provider
 from .scan import DEFAULT_SPECULATIVE_READ, scan_fits
@@ -245,6 +246,9 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
     ----------
     uri : str or os.PathLike
         Where the index is: ``s3://bucket/cloudfits-index.json``, ``https://...``, a path.
+        A name ending in ``.parquet`` is a version 2 index, read with range requests
+        (its footer and layout columns; headers when a file is opened). Any other
+        name is read whole: version 1 (JSON, or gzip), or version 2 found by content.
     **options
         Options of the index's provider. They are also used to read the data when the
         data is on the same kind of store (for example ``requester_pays=True``).
@@ -253,8 +257,12 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
     shown = redact_uri(text)
     provider, path = get_registry().for_uri(text, **options)
     info = provider.head(path)
-    data = ObjectReader(provider, path, shown, etag=info.etag).read(0, info.size)
-    index = FitsIndex.from_bytes(data, source=shown)
+    reader = ObjectReader(provider, path, shown, etag=info.etag)
+    if is_parquet_name(text):
+        # Version 2: the footer and the layout columns now, the rest when needed.
+        index = read_parquet_index(reader, info.size, source=shown)
+    else:
+        index = FitsIndex.from_bytes(reader.read(0, info.size), source=shown)
     index.uri = text
     index.options = dict(options)
     return index

@@ -301,3 +301,32 @@ except cloudfits.CloudFitsError as err:
     count, message = done.stdout.splitlines()
     assert int(count) == N_OBJECTS
     assert "pip install 'cloudfits[dask]'" in message
+
+
+def test_archive_flow_on_dask(client: Any, tess_bucket: str, tess_cube: Path) -> None:
+    """Index on Dask, store as format v2, load, search, then reduce a cube on Dask."""
+    index = cloudfits.build_index(f"{tess_bucket}/", executor=client)
+    assert index.failures == []
+    uri = "s3://tess-fits-cloud-index/scale/cloudfits-index.parquet"
+    index.save(uri)
+    loaded = cloudfits.load_index(uri)
+    assert loaded.to_dict() == index.to_dict()
+    with fits.open(tess_cube) as local:
+        for expression, wanted in [
+            (
+                "TELESCOP == 'TESS'",
+                [i for i, h in enumerate(local) if h.header.get("TELESCOP") == "TESS"],
+            ),
+            ("NAXIS == 4", [i for i, h in enumerate(local) if h.header["NAXIS"] == 4]),
+        ]:
+            found = loaded.search(expression)
+            assert wanted
+            assert [(str(p), int(h)) for p, h in zip(found["path"], found["hdu"], strict=True)] == [
+                (tess_cube.name, i) for i in wanted
+            ]
+    hdu = loaded.open(tess_cube.name)[1]
+    with fits.open(tess_cube) as local:
+        expected = local[1].data.mean(axis=2)
+    got = hdu.to_dask(chunks=(7, -1, -1, -1)).mean(axis=2).compute()
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert got.dtype == expected.dtype

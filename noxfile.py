@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, tests_core, tests_plugin, docs, build, demo, bench.
+"""Sessions: lint, tests, tests_core, tests_plugin, docs, build, demo, bench, bench_scale.
 
 ``nox -s lint tests docs`` is what CI runs: ``tests`` installs cloudfits, every
 provider plugin of ``plugins/`` and the local test servers (Azurite through
@@ -125,3 +125,15 @@ def bench(session: nox.Session) -> None:
     """
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session(default=False)
+def bench_scale(session: nox.Session) -> None:
+    """Scale-out: indexing 2,000 objects on Dask, and loading and searching a 100,000-file index.
+
+    Writes ``benchmarks/results/scale_indexing.json`` and ``scale_index.json``. Each
+    script takes its own options: ``python -m benchmarks.scale_indexing --help``.
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks.scale_indexing")
+    session.run("python", "-m", "benchmarks.scale_index")

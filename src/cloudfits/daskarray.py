@@ -248,6 +248,7 @@ def layout_chunks(
 
     Examples
     --------
+    >>> from cloudfits.daskarray import layout_chunks
     >>> layout_chunks((2000, 256, 256), 4, 2**20)
     (4, 256, 256)
     >>> layout_chunks((100, 100), 8, 10**9)

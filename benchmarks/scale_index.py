@@ -54,6 +54,20 @@ def _filler(prefix: str, count: int) -> list[str]:
     return [_card(f"{prefix}{i:03d}", float(i) * 1.5, "instrument parameter") for i in range(count)]
 
 
+def _image_cards(extname: str) -> list[str]:
+    """The mandatory cards of a 2136x2078 float image extension, and its name."""
+    return [
+        _card("XTENSION", "IMAGE", "Image extension"),
+        _card("BITPIX", -32),
+        _card("NAXIS", 2),
+        _card("NAXIS1", 2136),
+        _card("NAXIS2", 2078),
+        _card("PCOUNT", 0),
+        _card("GCOUNT", 1),
+        _card("EXTNAME", extname),
+    ]
+
+
 def _headers(rng: random.Random, number: int) -> tuple[str, str, str]:
     """Primary (60 cards), image with WCS+SIP (55), uncertainty image (20) of one file."""
     sector, camera, ccd = number % 60 + 1, number % 4 + 1, (number // 4) % 4 + 1
@@ -112,14 +126,7 @@ def _headers(rng: random.Random, number: int) -> tuple[str, str, str]:
         *(_card(f"B_{i}_{j}", rng.uniform(-1e-5, 1e-5)) for i, j in [(0, 2), (1, 1), (2, 0)]),
     ]
     image = [
-        _card("XTENSION", "IMAGE", "Image extension"),
-        _card("BITPIX", -32),
-        _card("NAXIS", 2),
-        _card("NAXIS1", 2136),
-        _card("NAXIS2", 2078),
-        _card("PCOUNT", 0),
-        _card("GCOUNT", 1),
-        _card("EXTNAME", "CAMERA.CCD"),
+        *_image_cards("CAMERA.CCD"),
         _card("OBJECT", obj),
         _card("EXPTIME", exptime),
         _card("BUNIT", "electrons/s"),
@@ -128,14 +135,7 @@ def _headers(rng: random.Random, number: int) -> tuple[str, str, str]:
         "END".ljust(80),
     ]
     uncertainty = [
-        _card("XTENSION", "IMAGE"),
-        _card("BITPIX", -32),
-        _card("NAXIS", 2),
-        _card("NAXIS1", 2136),
-        _card("NAXIS2", 2078),
-        _card("PCOUNT", 0),
-        _card("GCOUNT", 1),
-        _card("EXTNAME", "UNCERT"),
+        *_image_cards("UNCERT"),
         _card("BUNIT", "electrons/s"),
         *_filler("UNCPR", 10),
         "END".ljust(80),

@@ -273,15 +273,7 @@ class FitsIndex:
     @classmethod
     def from_dict(cls, document: Any, *, source: str = "<dict>") -> FitsIndex:
         """Build an index from its parsed document, checking every field."""
-        if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-            raise IndexFormatError(f"{source}: not a {FORMAT_NAME} document")
-        version = document.get("version")
-        if type(version) is not int or version != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{source}: index format version {version!r} is not supported in JSON"
-                f" (this cloudfits reads version {FORMAT_VERSION} as JSON, version 2 as"
-                " Parquet); upgrade cloudfits"
-            )
+        check_format(document, FORMAT_VERSION, "JSON", source)
         validate_index_document(document, source=source)
         data_uri = _field(document, "data_uri", str, source)
         files_raw = _field(document, "files", list, source)
@@ -313,6 +305,24 @@ class FitsIndex:
         else:
             data = self.to_bytes(compress=uri.endswith(".gz"))
         provider.put_index(path, data)
+
+
+def check_format(document: Any, version: int, container: str, source: str) -> dict[str, Any]:
+    """``document``, refused unless it is a cloudfits index of ``version``.
+
+    ``container`` names where the document was found (``"JSON"``, ``"Parquet"``), for
+    the message about an unsupported version.
+    """
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{source}: not a {FORMAT_NAME} document")
+    found = document.get("version")
+    if type(found) is not int or found != version:
+        raise IndexFormatError(
+            f"{source}: index format version {found!r} is not supported in {container}"
+            f" (this cloudfits reads version {FORMAT_VERSION} as JSON, version 2 as"
+            " Parquet); upgrade cloudfits"
+        )
+    return document
 
 
 def _field(raw: Any, key: str, kind: type, where: str) -> Any:

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import IndexFormatError
-from .index import FORMAT_NAME, FileEntry
+from .index import FORMAT_NAME, FileEntry, check_format
 from .keywords import keyword_values
 from .rangefile import RangeFile
 
@@ -208,14 +208,7 @@ def _document_fields(md: pq.FileMetaData, source: str) -> dict[str, str]:
         meta = json.loads(raw) if raw is not None else None
     except ValueError:
         meta = None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"{source}: not a {FORMAT_NAME} document")
-    version = meta.get("version")
-    if type(version) is not int or version != VERSION:
-        raise IndexFormatError(
-            f"{source}: index format version {version!r} is not supported in a Parquet"
-            f" document (this cloudfits reads version {VERSION} there); upgrade cloudfits"
-        )
+    meta = check_format(meta, VERSION, "Parquet", source)
     for key in ("generator", "created", "data_uri"):
         if not isinstance(meta.get(key), str):
             raise IndexFormatError(f"{source}: metadata {key!r} must be str")

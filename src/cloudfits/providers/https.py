@@ -61,6 +61,15 @@ class HTTPSConfig:
     headers: Mapping[str, str] | None = field(default=None, repr=False, hash=False)
 
 
+def _range_headers(start: int, end: int, etag: str | None) -> dict[str, str]:
+    """The headers of a read of ``[start, end)``, conditional on ``etag`` when strong."""
+    headers = {"Range": f"bytes={start}-{end - 1}"}
+    if etag is not None and not etag.startswith("W/"):
+        # If-Match compares strong tags only; a weak tag is checked on the answer.
+        headers["If-Match"] = f'"{etag}"'
+    return headers
+
+
 def _etag(value: str | None) -> str | None:
     """An ``ETag`` header as `ObjectInfo` holds it: unquoted, weak tags kept whole."""
     if not value:
@@ -160,18 +169,9 @@ class HTTPSProvider:
         if end == start:
             return b""
         what = f"reading bytes [{start}, {end}) of"
-        headers = {"Range": f"bytes={start}-{end - 1}"}
-        if etag is not None and not etag.startswith("W/"):
-            # If-Match compares strong tags only; a weak tag is checked on the answer.
-            headers["If-Match"] = f'"{etag}"'
-        response = self._request("GET", path, headers, what)
+        response = self._request("GET", path, _range_headers(start, end, etag), what)
         data: bytes = response.data
-        found = _etag(response.headers.get("ETag"))
-        if etag is not None and found is not None and found != etag:
-            raise StaleIndexError(
-                f"{self.scheme}: {self._url(path)} changed since it was indexed"
-                f" (ETag {found}, the index has {etag}): rebuild the index"
-            )
+        self._check_etag(response, path, etag)
         if response.status == 416:
             return b""
         if response.status == 206:
@@ -180,6 +180,15 @@ class HTTPSProvider:
             return data
         # 200: the server ignored the range and sent the whole object.
         return data[start:end]
+
+    def _check_etag(self, response: Any, path: str, etag: str | None) -> None:
+        """Raise `StaleIndexError` when the answer names another version than ``etag``."""
+        found = _etag(response.headers.get("ETag"))
+        if etag is not None and found is not None and found != etag:
+            raise StaleIndexError(
+                f"{self.scheme}: {self._url(path)} changed since it was indexed"
+                f" (ETag {found}, the index has {etag}): rebuild the index"
+            )
 
     def get_range_into(
         self, path: str, start: int, out: memoryview, *, etag: str | None = None
@@ -195,18 +204,10 @@ class HTTPSProvider:
         end = start + len(out)
         if end == start:
             return 0
-        headers = {"Range": f"bytes={start}-{end - 1}"}
-        if etag is not None and not etag.startswith("W/"):
-            headers["If-Match"] = f'"{etag}"'
         what = f"reading bytes [{start}, {end}) of"
-        response = self._request("GET", path, headers, what, preload=False)
+        response = self._request("GET", path, _range_headers(start, end, etag), what, preload=False)
         try:
-            found = _etag(response.headers.get("ETag"))
-            if etag is not None and found is not None and found != etag:
-                raise StaleIndexError(
-                    f"{self.scheme}: {self._url(path)} changed since it was indexed"
-                    f" (ETag {found}, the index has {etag}): rebuild the index"
-                )
+            self._check_etag(response, path, etag)
             if response.status == 416:
                 return 0
             if response.status == 206:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .process import ServerProcess, find_executable, free_port, http_ready
+from .process import ProcessServer, ServerProcess, find_executable, free_port, http_ready
 
 __all__ = [
     "azurite_environment",
@@ -47,7 +47,7 @@ def find_azurite() -> str:
 
 
 @dataclass(eq=False)
-class AzuriteServer:
+class AzuriteServer(ProcessServer):
     """A running Azurite blob service.
 
     Attributes
@@ -80,11 +80,6 @@ class AzuriteServer:
             f"AccountKey={ACCOUNT_KEY};BlobEndpoint={self.account_url};"
         )
 
-    @property
-    def start_seconds(self) -> float:
-        """Seconds from launch until it answered."""
-        return self.process.start_seconds
-
     def service_client(self) -> Any:
         """An ``azure.storage.blob.BlobServiceClient`` with the account key."""
         from azure.storage.blob import BlobServiceClient
@@ -98,16 +93,6 @@ class AzuriteServer:
         container = self.service_client().get_container_client(name)
         with contextlib.suppress(ResourceExistsError):
             container.create_container(public_access="container" if public else None)
-
-    def stop(self) -> None:
-        """Stop the server."""
-        self.process.stop()
-
-    def __enter__(self) -> AzuriteServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def azurite_environment(server: AzuriteServer) -> dict[str, str | None]:

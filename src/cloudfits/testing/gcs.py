@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .process import ServerNotFoundError, ServerProcess, free_port, http_ready
+from .process import ProcessServer, ServerNotFoundError, ServerProcess, free_port, http_ready
 
 __all__ = [
     "FAKE_GCS_SERVER",
@@ -77,7 +77,7 @@ def find_fake_gcs() -> str:
 
 
 @dataclass(eq=False)
-class GCSServer:
+class GCSServer(ProcessServer):
     """A running GCS emulator.
 
     Attributes
@@ -92,11 +92,6 @@ class GCSServer:
     endpoint_url: str
     process: ServerProcess
     name: str = FAKE_GCS_SERVER
-
-    @property
-    def start_seconds(self) -> float:
-        """Seconds from launch until it answered."""
-        return self.process.start_seconds
 
     def client(self) -> Any:
         """A ``google.cloud.storage.Client`` for this server, without credentials."""
@@ -116,16 +111,6 @@ class GCSServer:
 
         with contextlib.suppress(Conflict):
             self.client().create_bucket(name)
-
-    def stop(self) -> None:
-        """Stop the server."""
-        self.process.stop()
-
-    def __enter__(self) -> GCSServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def start_fake_gcs(workdir: Path, *, timeout: float = 30.0) -> GCSServer:

@@ -22,6 +22,7 @@ from typing import IO, Protocol, TypeVar
 from .seaweedfs import free_port
 
 __all__ = [
+    "ProcessServer",
     "ServerNotFoundError",
     "ServerProcess",
     "find_executable",
@@ -262,3 +263,30 @@ def _stop_leftovers() -> None:
     for server in servers:
         with contextlib.suppress(Exception):
             server.stop()
+
+
+P = TypeVar("P", bound="ProcessServer")
+
+
+class ProcessServer:
+    """What a test server run as a `ServerProcess` offers: its start time, `stop`, ``with``.
+
+    A subclass (a dataclass) has the field ``process``.
+    """
+
+    process: ServerProcess
+
+    @property
+    def start_seconds(self) -> float:
+        """Seconds from launch until it answered."""
+        return self.process.start_seconds
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.process.stop()
+
+    def __enter__(self: P) -> P:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -109,6 +109,14 @@ class ParquetFiles:
             raise IndexFormatError(f"{self.source}: row counts disagree with the footer")
         return table
 
+    def _header_texts(self, groups: list[int]) -> list[str]:
+        """The header column of row groups, in row order."""
+        column = self._read(groups, ["header"]).column(0)
+        if column.null_count:
+            raise IndexFormatError(f"{self.source}: column 'header' has nulls")
+        texts: list[str] = column.to_pylist()
+        return texts
+
     def _fail(self, row: int, message: str) -> IndexFormatError:
         path = self._path_rows.column(0)[row].as_py()
         hdu = int(self.hdu[row])
@@ -211,12 +219,8 @@ class ParquetFiles:
         with self._lock:
             missing = [g for g in groups if g not in self._headers]
             if missing:
-                table = self._read(missing, ["header"])
+                texts = self._header_texts(missing)
                 self.file.clear()
-                column = table.column(0)
-                if column.null_count:
-                    raise IndexFormatError(f"{self.source}: column 'header' has nulls")
-                texts = column.to_pylist()
                 at = 0
                 for g in missing:
                     rows = int(self.group_start[g + 1] - self.group_start[g])
@@ -299,22 +303,13 @@ class ParquetFiles:
         with self._lock:
             self.file.prefetch(column_chunk_ranges(self.md, groups, header, self.source))
             try:
-                results = []
-                for g in groups:
-                    column = self._read([g], ["header"]).column(0)
-                    if column.null_count:
-                        raise IndexFormatError(f"{self.source}: column 'header' has nulls")
-                    results.append(function(column.to_pylist()))
-                return results
+                return [function(self._header_texts([g])) for g in groups]
             finally:
                 self.file.clear()
 
     def header_column(self) -> list[str]:
         """Every header of the index, in row order."""
         with self._lock:
-            table = self._read(list(range(len(self.group_start) - 1)), ["header"])
+            texts = self._header_texts(list(range(len(self.group_start) - 1)))
             self.file.clear()
-        if table.column(0).null_count:
-            raise IndexFormatError(f"{self.source}: column 'header' has nulls")
-        texts: list[str] = table.column(0).to_pylist()
         return texts

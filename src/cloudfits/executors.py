@@ -28,7 +28,7 @@ from .fetcher import ObjectReader, prestart
 from .index import FileEntry, IndexFailure
 from .plugins import get_registry
 from .providers.base import ObjectInfo, Provider
-from .scan import scan_fits
+from .scan import DEFAULT_SPECULATIVE_READ, HDULayout, scan_fits
 from .uri import redact_uri
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ __all__ = [
     "ScanResult",
     "dask_client",
     "scan_batch",
+    "scan_object",
     "scan_objects",
 ]
 
@@ -72,6 +73,21 @@ class _ProviderOptions(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"<provider options: {', '.join(sorted(self)) or 'none'}>"
+
+
+def scan_object(
+    provider: Provider,
+    info: ObjectInfo,
+    uri: str,
+    *,
+    stats: ReadStats | None = None,
+    speculative: int = DEFAULT_SPECULATIVE_READ,
+) -> list[HDULayout]:
+    """Scan one object's headers (see `cloudfits.scan.scan_fits`)."""
+    reader = ObjectReader(
+        provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
+    )
+    return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
 
 
 @dataclass(frozen=True)
@@ -119,10 +135,7 @@ class ScanJob:
     def entry(self, provider: Provider, info: ObjectInfo, stats: ReadStats | None) -> FileEntry:
         """Scan one object's headers into its index entry."""
         uri = self.uri(info)
-        reader = ObjectReader(
-            provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
-        )
-        hdus = scan_fits(reader.read, info.size, name=uri, speculative=self.speculative_read)
+        hdus = scan_object(provider, info, uri, stats=stats, speculative=self.speculative_read)
         return FileEntry(
             self.relative(info),
             info.size,

@@ -10,13 +10,13 @@ from typing import Any, Literal
 
 from .accounting import ReadStats
 from .errors import CloudFitsError
-from .executors import Executor, ScanJob, scan_objects
+from .executors import Executor, ScanJob, scan_object, scan_objects
 from .fetcher import ObjectReader
 from .index import FitsIndex
 from .index_v2 import is_parquet_name, read_parquet_index
 from .plugins import get_registry
 from .providers.base import ObjectInfo, Provider
-from .scan import DEFAULT_SPECULATIVE_READ, scan_fits
+from .scan import DEFAULT_SPECULATIVE_READ
 from .uri import is_uri, redact_uri, split_uri
 
 __all__ = [
@@ -32,21 +32,6 @@ __all__ = [
 
 DEFAULT_INDEX_NAME = "cloudfits-index.json"
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz")
-
-
-def scan_object(
-    provider: Provider,
-    info: ObjectInfo,
-    uri: str,
-    *,
-    stats: ReadStats | None = None,
-    speculative: int = DEFAULT_SPECULATIVE_READ,
-) -> list[Any]:
-    """Scan one object's headers (see `cloudfits.scan.scan_fits`)."""
-    reader = ObjectReader(
-        provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
-    )
-    return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
 
 
 def _local_listing(provider: Provider, path: str) -> tuple[str, list[ObjectInfo]]:

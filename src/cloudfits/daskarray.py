@@ -289,6 +289,7 @@ def recipe_of(hdu: RemoteHDU, **tuning: int) -> ArrayRecipe:
     fits = hdu.file
     reader = fits.reader
     config = getattr(reader.provider, "config", None)
+    scheme = split_uri(fits.uri)[0]
     options: list[tuple[str, Any]] = []
     withheld: list[str] = []
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
@@ -298,11 +299,10 @@ def recipe_of(hdu: RemoteHDU, **tuning: int) -> ArrayRecipe:
                 continue
             if not field.repr:
                 withheld.append(field.name)
-            elif field.name != "root" or split_uri(fits.uri)[0] != "file":
+            elif field.name != "root" or scheme != "file":
                 options.append((field.name, value))
     else:
         withheld.append("the provider's configuration (it was not built from options)")
-    scheme = split_uri(fits.uri)[0]
     if scheme == "file":
         root = getattr(config, "root", None)
         path = os.path.abspath(os.path.join(root, reader.path) if root else reader.path)

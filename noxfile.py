@@ -26,6 +26,8 @@ PLUGINS = (
 
 
 PLUGIN_INSTALLS = [arg for p in PLUGINS for arg in ("-e", f"plugins/{p}[test]")]
+# Bounds that spare pip's resolver a long backtrack (see the file's comment).
+CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 PLUGIN_TESTS = [f"plugins/{p}/tests" for p in PLUGINS]
 NODE_PLUGINS = ("cloudfits-azure", "cloudfits-libcloud")  # their tests start Azurite
 
@@ -45,7 +47,7 @@ def _node_servers(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format check) and mypy, of the core and of every plugin."""
-    session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]", *PLUGIN_INSTALLS)
+    session.install("ruff>=0.6", "mypy>=1.10", "-e", ".[test]", *PLUGIN_INSTALLS, *CONSTRAINTS)
     session.run("ruff", "check", "src", "tests", "docs", "plugins", "benchmarks", "noxfile.py")
     session.run(
         "ruff", "format", "--check", "src", "tests", "docs", "plugins", "benchmarks", "noxfile.py"
@@ -58,7 +60,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Everything, with every plugin installed: the core tests, then each plugin's."""
-    session.install("-e", ".[test]", *PLUGIN_INSTALLS)
+    session.install("-e", ".[test]", *PLUGIN_INSTALLS, *CONSTRAINTS)
     _node_servers(session)
     session.run(
         "pytest",
@@ -70,7 +72,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(default=False)
 def tests_core(session: nox.Session) -> None:
     """The core tests without any plugin (the plugins' cases skip, naming the plugin)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", *CONSTRAINTS)
     session.run("pytest", "tests", *session.posargs)
 
 
@@ -78,7 +80,7 @@ def tests_core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS)
 def tests_plugin(session: nox.Session, plugin: str) -> None:
     """One provider plugin's own tests, with only that plugin installed."""
-    session.install("-e", ".[test]", "-e", f"plugins/{plugin}[test]")
+    session.install("-e", ".[test]", "-e", f"plugins/{plugin}[test]", *CONSTRAINTS)
     if plugin in NODE_PLUGINS:
         _node_servers(session)
     session.run(
@@ -95,7 +97,7 @@ def docs(session: nox.Session) -> None:
 
     The getting-started doctests start a local S3 server, so the test extra is needed.
     """
-    session.install("-e", ".[test]", "sphinx>=7")
+    session.install("-e", ".[test]", "sphinx>=7", *CONSTRAINTS)
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
@@ -112,7 +114,7 @@ def build(session: nox.Session) -> None:
 @nox.session(default=False)
 def demo(session: nox.Session) -> None:
     """The TESS tutorial against a local S3 server (no cloud account)."""
-    session.install("-e", ".[demo]")
+    session.install("-e", ".[demo]", *CONSTRAINTS)
     session.run("cloudfits", "demo", *session.posargs)
 
 
@@ -123,7 +125,7 @@ def bench(session: nox.Session) -> None:
     Writes ``benchmarks/results/bench.{json,rst,png}``; arguments go to
     ``python -m benchmarks.run`` (``nox -s bench -- --runs 5 --latency 50``).
     """
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench]", *CONSTRAINTS)
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 
@@ -134,6 +136,6 @@ def bench_scale(session: nox.Session) -> None:
     Writes ``benchmarks/results/scale_indexing.json`` and ``scale_index.json``. Each
     script takes its own options: ``python -m benchmarks.scale_indexing --help``.
     """
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench]", *CONSTRAINTS)
     session.run("python", "-m", "benchmarks.scale_indexing")
     session.run("python", "-m", "benchmarks.scale_index")

@@ -145,8 +145,8 @@ def _headers(rng: random.Random, number: int) -> tuple[str, str, str]:
 
 def make_index(files: int, seed: int = 7) -> Any:
     """A FitsIndex of ``files`` TESS-like files, three HDUs each."""
+    from cloudfits.fits.scan import HDULayout, padded
     from cloudfits.index import FileEntry, FitsIndex
-    from cloudfits.scan import HDULayout, padded
 
     rng = random.Random(seed)
     image_bytes = 2136 * 2078 * 4

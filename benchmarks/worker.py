@@ -107,7 +107,7 @@ def check(task: str, result: Any, meta: dict[str, Any]) -> bool:
 
 def _cloudfits(tool: str, task: str, meta: dict[str, Any]) -> Callable[[], Any]:
     import cloudfits
-    from cloudfits.plugins import get_registry
+    from cloudfits.providers.registry import get_registry
 
     s3 = meta["s3"]
     get_registry().for_uri(s3["cube"])[0].client  # noqa: B018  (build the boto3 client now)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from astropy.utils.exceptions import AstropyDeprecationWarning
 
-from cloudfits.plugins import reset_registry
+from cloudfits.providers.registry import reset_registry
 from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
 
 DATA_BUCKET = "stpubdata"

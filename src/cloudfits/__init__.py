@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-from .accounting import ReadStats, process_stats
+from . import _compat
+from ._version import __version__
+from .astro.tess import tess_cutout
 from .errors import (
     AccessDeniedError,
     CloudFitsError,
@@ -26,20 +26,17 @@ from .errors import (
     TransientProviderError,
     UnsupportedOperationError,
 )
-from .fetcher import FetchOptions
-from .hookspecs import hookimpl
-from .index import FileEntry, FitsIndex, IndexFailure
-from .indexer import build_index, download_index, load_index
-from .plugins import ProviderRegistry, get_registry
+from .fetch.spans import FetchOptions
+from .fetch.stats import ReadStats, process_stats
+from .index.build import build_index, download_index, load_index
+from .index.core import FileEntry, FitsIndex, IndexFailure
+from .index.search import SearchExpressionError
 from .providers.base import ObjectInfo, Provider, ProviderSpec
+from .providers.hookspecs import hookimpl
+from .providers.registry import ProviderRegistry, get_registry
 from .remote import RemoteFITS, RemoteHDU, Section, open
-from .search import SearchExpressionError
-from .tess import tess_cutout
 
-try:
-    __version__ = version("cloudfits")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0"
+_compat.install()
 
 stats = process_stats
 """Requests and bytes of every read made by this process (a `ReadStats`)."""

@@ -6,7 +6,7 @@ import os
 import posixpath
 import re
 
-__all__ = ["is_uri", "join_uri", "redact_uri", "relative_path", "split_uri"]
+__all__ = ["is_uri", "join_uri", "make_uri", "redact_uri", "relative_path", "split_uri"]
 
 # RFC 3986 schemes, plus "_" for names such as "libcloud+azure_blobs".
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+._\-]*)://(.*)$", re.DOTALL)
@@ -31,6 +31,17 @@ def split_uri(uri: str | os.PathLike[str]) -> tuple[str, str]:
         return "file", text
     scheme, path = match.group(1).lower(), match.group(2)
     return scheme, path
+
+
+def make_uri(scheme: str, path: str) -> str:
+    """The URI of a provider path: ``scheme://path``, or the path itself for local files.
+
+    >>> make_uri("s3", "bucket/a.fits")
+    's3://bucket/a.fits'
+    >>> make_uri("file", "/data/a.fits")
+    '/data/a.fits'
+    """
+    return path if scheme == "file" else f"{scheme}://{path}"
 
 
 def join_uri(base: str, relative: str) -> str:

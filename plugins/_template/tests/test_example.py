@@ -11,7 +11,7 @@ pytest.register_assert_rewrite("cloudfits.testing.conformance")
 from cloudfits_example.provider import ExampleProvider  # noqa: E402
 
 from cloudfits import StaleIndexError  # noqa: E402
-from cloudfits.plugins import get_registry  # noqa: E402
+from cloudfits.providers.registry import get_registry  # noqa: E402
 from cloudfits.testing import ConformanceStore, ProviderConformanceTests  # noqa: E402
 
 

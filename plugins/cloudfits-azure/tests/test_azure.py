@@ -14,7 +14,7 @@ from cloudfits_azure.provider import AzureProvider
 
 import cloudfits
 from cloudfits import AccessDeniedError, ProviderConfigError, StaleIndexError
-from cloudfits.plugins import get_registry
+from cloudfits.providers.registry import get_registry
 from cloudfits.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
 from cloudfits.testing.proxy import RecordingProxy

@@ -26,7 +26,7 @@ from cloudfits import (
     ProviderConfigError,
     StaleIndexError,
 )
-from cloudfits.plugins import get_registry
+from cloudfits.providers.registry import get_registry
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
 from cloudfits.testing.gcs import FAKE_GCS_SERVER, GCP_STORAGE_EMULATOR, GCSServer
 from cloudfits.testing.proxy import RecordingProxy

@@ -12,7 +12,7 @@ from cloudfits_libcloud.provider import LibcloudProvider
 
 import cloudfits
 from cloudfits import ProviderConfigError, StaleIndexError
-from cloudfits.plugins import get_registry
+from cloudfits.providers.registry import get_registry
 from cloudfits.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
 from cloudfits.testing.moto import MotoServer

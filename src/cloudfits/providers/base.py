@@ -127,6 +127,11 @@ class ProviderSpec:
         One line for ``cloudfits-index providers``.
     bucket_uri : callable, optional
         ``bucket_uri(bucket, config)`` turns a bare bucket name into a URI.
+    below : callable, optional
+        ``below(base, relative, options)`` returns the options and the path of the
+        object ``relative`` below the provider path ``base``. By default the paths are
+        joined with ``/`` and the options kept; the file provider roots its reads at
+        ``base`` instead, so that no relative path can leave it.
     """
 
     name: str
@@ -135,6 +140,12 @@ class ProviderSpec:
     factory: Callable[[Any, str], Provider]
     description: str = ""
     bucket_uri: Callable[[str, Any], str] | None = field(default=None)
+    below: Callable[[str, str, dict[str, Any]], tuple[dict[str, Any], str]] | None = field(
+        default=None
+    )
+    source_listing: Callable[[Provider, str], tuple[str, list[ObjectInfo]]] | None = field(
+        default=None
+    )
 
     def make_config(self, options: dict[str, Any]) -> Any:
         """Build the provider's config from keyword options; unknown keys are an error."""
@@ -149,6 +160,29 @@ class ProviderSpec:
             return self.config_type(**options)
         except (TypeError, ValueError) as err:
             raise ProviderConfigError(f"provider {self.name!r}: {err}") from err
+
+    def path_below(
+        self, base: str, relative: str, options: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
+        """The options and provider path of ``relative`` below the provider path ``base``."""
+        if self.below is not None:
+            return self.below(base, relative, options)
+        joined = base.rstrip("/") + "/" + relative.lstrip("/") if base else relative
+        return options, joined
+
+    def list_source(self, provider: Provider, path: str) -> tuple[str, list[ObjectInfo]]:
+        """The base path and the objects, in path order, of the indexing source ``path``."""
+        if self.source_listing is not None:
+            return self.source_listing(provider, path)
+        if path.endswith("/"):
+            base = path.rstrip("/")
+        else:
+            base = path.rpartition("/")[0] if "/" in path else path
+        return base, list(provider.list(path))
+
+    def secret_options(self) -> frozenset[str]:
+        """The options that hold credentials: fields declared with ``repr=False``."""
+        return frozenset(f.name for f in dataclasses.fields(self.config_type) if not f.repr)
 
     def uri_for_bucket(self, bucket: str, config: Any) -> str:
         """The URI of a bare bucket name (``"b"`` -> ``"s3://b"``) with this config."""

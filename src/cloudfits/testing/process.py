@@ -113,7 +113,7 @@ def serving(server: S, environment: Mapping[str, str | None] = {}) -> Iterator[S
     back afterwards. The provider registry is reset on the way in and out, because
     providers read the environment when their clients are built.
     """
-    from ..plugins import reset_registry
+    from ..providers.registry import reset_registry
 
     environment = environment or {}
     saved = {name: os.environ.get(name) for name in environment}

@@ -13,7 +13,7 @@ import cloudfits
 from cloudfits import ProviderSpec
 
 if TYPE_CHECKING:
-    from cloudfits.plugins import ProviderRegistry
+    from cloudfits.providers.registry import ProviderRegistry
 
     from .provider import AzureProvider
 

@@ -17,7 +17,7 @@ import cloudfits
 from cloudfits import ProviderSpec
 
 if TYPE_CHECKING:
-    from cloudfits.plugins import ProviderRegistry
+    from cloudfits.providers.registry import ProviderRegistry
 
     from .provider import LibcloudProvider
 

@@ -1,0 +1,165 @@
+"""Target-pixel cutouts of TESS full-frame-image cubes, read from object storage.
+
+MAST's TESS cubes (made by astrocut's `~astrocut.CubeFactory`) hold a whole sector of
+one CCD: HDU 1 is an image of numpy shape ``(rows, columns, frames, 2)`` (flux and its
+uncertainty), HDU 2 a table with one row per frame. A cutout of N x N pixels over all
+frames needs N runs of ``N * frames * 8`` bytes from HDU 1, plus the small table.
+
+`tess_cutout` runs astrocut's own `~astrocut.TessCubeCutout` (so the target-pixel
+layout, the headers and the cutout WCS are exactly astrocut's), with the cube read
+through cloudfits: the table in one request, the pixels as one planned section read.
+astrocut is an optional dependency (``pip install cloudfits[tess]``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
+
+from ..errors import CloudFitsError, FitsFormatError
+from ..fits.scan import padded
+
+if TYPE_CHECKING:
+    from astropy.coordinates import SkyCoord
+
+    from ..remote.hdulist import RemoteFITS, RemoteHDU
+
+__all__ = ["tess_cutout"]
+
+
+def _hdu_from_store(hdu: RemoteHDU, cls: Any) -> Any:
+    """An astropy HDU of class ``cls`` holding the header and all the data of ``hdu``."""
+    data = b""
+    if hdu.layout.data_size:
+        options = hdu.file.fetch_options
+        run = np.zeros(1, dtype=np.int64)
+        fetched = hdu.file.reader.read_runs(
+            hdu.layout.data_offset, run, hdu.layout.data_size, options
+        )
+        data = fetched.tobytes()
+    blob = (
+        hdu.raw_header.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        return cls.fromstring(blob)
+
+
+class _CubeImage:
+    """What astrocut uses of the cube's image HDU: its header and its ``section``."""
+
+    def __init__(self, hdu: RemoteHDU) -> None:
+        self.header = hdu.header
+        self.section = hdu.section
+        self.shape = hdu.shape
+
+
+class _RemoteCube:
+    """The cube as astrocut sees an opened ``HDUList``: HDUs 0 to 2, and ``close``."""
+
+    def __init__(self, rf: RemoteFITS) -> None:
+        if len(rf) < 3 or not rf[1].kind.is_image or len(rf[1].shape) != 4:
+            raise FitsFormatError(
+                f"{rf.uri}: not a TESS cube (an image of 4 axes in HDU 1 and a table in HDU 2)"
+            )
+        self._hdus = [
+            _hdu_from_store(rf[0], fits.PrimaryHDU),
+            _CubeImage(rf[1]),
+            _hdu_from_store(rf[2], fits.BinTableHDU),
+        ]
+
+    def __getitem__(self, number: int) -> Any:
+        return self._hdus[number]
+
+    def __len__(self) -> int:
+        return len(self._hdus)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _cutout_class() -> Any:
+    try:
+        from astrocut import TessCubeCutout
+        from astrocut.exceptions import InvalidQueryError
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError("TESS cutouts need astrocut: pip install 'cloudfits[tess]'") from err
+
+    class RemoteTessCubeCutout(TessCubeCutout):  # type: ignore[misc]
+        """astrocut's TESS cube cutout, with the cube read through cloudfits."""
+
+        def __init__(self, rf: RemoteFITS, *args: Any, **kwargs: Any) -> None:
+            self._remote = rf
+            super().__init__([rf.uri], *args, **kwargs)
+
+        def _load_file_data(self, file: Any) -> _RemoteCube:
+            return _RemoteCube(self._remote)
+
+        def _get_cutout_limits(self, *args: Any, **kwargs: Any) -> Any:
+            # astrocut fails with a numpy error on a cutout wholly off the cube; say so.
+            # (astrocut 1.4 passes the cutout size too; 1.3 only the WCS.)
+            limits = super()._get_cutout_limits(*args, **kwargs)
+            rows, columns = self._remote[1].shape[:2]
+            (col_min, col_max), (row_min, row_max) = limits
+            if row_min >= rows or row_max <= 0 or col_min >= columns or col_max <= 0:
+                raise InvalidQueryError("the cutout does not overlap the cube")
+            return limits
+
+    return RemoteTessCubeCutout
+
+
+def tess_cutout(
+    rf: RemoteFITS,
+    coordinates: SkyCoord | str,
+    size: int | tuple[int, int] | Any = 25,
+    *,
+    fill_value: float = np.nan,
+) -> fits.HDUList:
+    """Cut a target-pixel file out of a TESS cube, reading only the pixels it holds.
+
+    Parameters
+    ----------
+    rf : RemoteFITS
+        The cube, opened with `cloudfits.open` or from an index.
+    coordinates : `~astropy.coordinates.SkyCoord` or str
+        The centre of the cutout (a string is read as ``"ra dec"`` in degrees).
+    size : int, pair of int, or `~astropy.units.Quantity`
+        Pixels (or an angle) on a side, as astrocut takes it: ``(rows, columns)``.
+    fill_value : float
+        Value of the pixels that fall outside the cube.
+
+    Returns
+    -------
+    `~astropy.io.fits.HDUList`
+        The target-pixel layout astrocut produces: the primary header, ``PIXELS`` (one
+        row per frame: ``TIME``, ``FLUX``, ``FLUX_ERR``, ``QUALITY``, ... ) and
+        ``APERTURE`` (with the cutout's WCS).
+
+    Raises
+    ------
+    CloudFitsError
+        When the cutout does not overlap the cube.
+    """
+    from astrocut.exceptions import InvalidQueryError
+    from astropy.coordinates import SkyCoord
+
+    cutout_class = _cutout_class()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            made = cutout_class(rf, coordinates, size, fill_value=fill_value, threads=1)
+    except InvalidQueryError as err:
+        sky = (
+            coordinates if isinstance(coordinates, SkyCoord) else SkyCoord(coordinates, unit="deg")
+        )
+        icrs = sky.icrs
+        raise CloudFitsError(
+            f"{rf.uri}: no cutout at RA {icrs.ra.deg:.6f} Dec {icrs.dec.deg:.6f}: the cutout"
+            f" does not overlap the cube ({err})"
+        ) from err
+    hdulist: fits.HDUList = made.tpf_cutouts[0]
+    return hdulist

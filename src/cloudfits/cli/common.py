@@ -1,0 +1,146 @@
+"""What every ``cloudfits`` subcommand shares: exit codes, flags, output, progress.
+
+A subcommand is a module with ``add_arguments(parser)`` and ``run(args) -> int``,
+registered in `cloudfits.cli.COMMANDS`. ``run`` returns an exit code or raises:
+`UsageError` becomes exit code 2, a `~cloudfits.CloudFitsError` (or an ``OSError``)
+exit code 1, with the message on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..fetch.stats import ReadStats
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PROVIDER_FLAGS",
+    "UsageError",
+    "add_json_argument",
+    "add_provider_arguments",
+    "add_quiet_argument",
+    "options_for",
+    "progress_bar",
+    "provider_flags",
+    "read_progress",
+    "write_json",
+]
+
+EXIT_OK = 0
+"""Success."""
+EXIT_ERROR = 1
+"""An error reading or writing; the message names the object, HDU and offset."""
+EXIT_USAGE = 2
+"""A command-line mistake (argparse's own code for usage errors)."""
+
+PROVIDER_FLAGS = ("requester_pays", "endpoint_url", "region", "profile", "anonymous")
+
+
+class UsageError(Exception):
+    """A command-line mistake found after parsing: exit code 2."""
+
+
+def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the provider flags; an unset flag stays None (see `provider_flags`)."""
+    group = parser.add_argument_group("provider options")
+    group.add_argument(
+        "--requester-pays",
+        action="store_true",
+        default=None,
+        help="accept the charges of a requester-pays bucket (S3)",
+    )
+    group.add_argument("--endpoint-url", help="S3-compatible endpoint (or AWS_ENDPOINT_URL)")
+    group.add_argument("--region", help="bucket region (S3, Spaces)")
+    group.add_argument("--profile", help="named profile of the AWS configuration files")
+    group.add_argument(
+        "--anonymous", action="store_true", default=None, help="unsigned requests (public data)"
+    )
+
+
+def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The provider options given on the command line, as keyword options."""
+    return {k: getattr(args, k) for k in PROVIDER_FLAGS if getattr(args, k, None) is not None}
+
+
+def options_for(spec: Any, flags: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``flags`` that the provider ``spec`` takes."""
+    known = {f.name for f in dataclasses.fields(spec.config_type)}
+    return {k: v for k, v in flags.items() if k in known}
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json``: machine-readable output on standard output."""
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON instead of text (for scripts)"
+    )
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--quiet``: no progress bar, no summary, only errors."""
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or summary; only errors"
+    )
+
+
+def write_json(value: Any, stream: TextIO | None = None) -> None:
+    """Write ``value`` as indented JSON and a newline."""
+    out = stream or sys.stdout
+    json.dump(value, out, indent=2, default=str)
+    out.write("\n")
+
+
+def progress_bar(total: int | None, *, unit: str, desc: str, quiet: bool = False) -> Any:
+    """A tqdm bar on standard error; disabled with ``quiet`` or when stderr is no TTY."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit=unit,
+        desc=desc,
+        unit_scale=unit == "B",
+        unit_divisor=1024 if unit == "B" else 1000,
+        disable=True if quiet else None,  # None: off when not a terminal
+        leave=False,
+        file=sys.stderr,
+    )
+
+
+@contextlib.contextmanager
+def read_progress(
+    stats: ReadStats, total_bytes: int, *, desc: str = "reading", quiet: bool = False
+) -> Iterator[None]:
+    """Show the bytes counted by ``stats`` against ``total_bytes`` while a read runs.
+
+    The bar polls ``stats`` from a thread, so any read that counts into ``stats`` (an
+    opened file's ``RemoteFITS.stats``, for example) can show progress unchanged.
+    """
+    bar = progress_bar(total_bytes, unit="B", desc=desc, quiet=quiet)
+    if bar.disable:
+        yield
+        bar.close()
+        return
+    start = stats.bytes
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(0.1):
+            bar.update(stats.bytes - start - bar.n)
+
+    watcher = threading.Thread(target=poll, name="cloudfits-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+        bar.update(stats.bytes - start - bar.n)
+        bar.close()

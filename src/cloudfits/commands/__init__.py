@@ -1,1 +1,0 @@
-"""The subcommands of ``cloudfits``, one module each (see `cloudfits.cli.COMMANDS`)."""

@@ -1,0 +1,238 @@
+"""The index: every HDU's header and byte layout, for a set of FITS objects.
+
+Format version 1 is one JSON document (gzip-compressed when its name ends in
+``.gz``), written with a fixed key order and one file per entry so that it diffs well:
+
+.. code-block:: json
+
+    {"format": "cloudfits-index", "version": 1, "generator": "cloudfits 0.1.0",
+     "created": "2026-01-01T00:00:00+00:00", "data_uri": "s3://bucket/prefix",
+     "files": [{"path": "a.fits", "size": 8640, "etag": "...", "last_modified": "...",
+                "hdus": [{"header_offset": 0, "data_offset": 2880, "data_size": 5760,
+                          "header": "SIMPLE  =  ...END     ..."}]}]}
+
+``header`` holds the header's 80-character cards up to and including ``END``;
+``data_size`` is the data's length without padding. Paths are relative to
+``data_uri`` and never contain ``..``.
+
+Format version 2 (`cloudfits.index.parquet`) holds the same in one Parquet object, for
+indexes of many thousands of files; `FitsIndex` reads and writes both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..providers.location import ObjectLocation
+from ..providers.registry import get_registry
+from ..remote.hdulist import RemoteFITS
+from ..uri import split_uri
+from . import formats, json_v1, parquet, parquet_store
+from .entry import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    FileEntry,
+    IndexFailure,
+    check_format,
+    generator_name,
+)
+from .search import search_index
+from .source import EntrySource, ListSource
+
+if TYPE_CHECKING:
+    from astropy.table import Table
+
+    from ..remote.hdulist import RemoteHDU
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "FileEntry",
+    "FitsIndex",
+    "IndexFailure",
+    "check_format",
+]
+
+
+class FitsIndex:
+    """An index of FITS objects under one base URI.
+
+    Parameters
+    ----------
+    data_uri : str
+        Base URI that the file paths are relative to.
+    files : iterable of FileEntry, or EntrySource
+        The indexed objects (an `EntrySource` for entries read when needed).
+    generator, created : str, optional
+        Provenance, filled in when not given.
+    """
+
+    def __init__(
+        self,
+        data_uri: str,
+        files: Iterable[FileEntry] | EntrySource,
+        *,
+        generator: str | None = None,
+        created: str | None = None,
+    ) -> None:
+        self.data_uri = data_uri
+        self.source = files if isinstance(files, EntrySource) else ListSource(list(files))
+        self.generator = generator or generator_name()
+        self.created = (
+            created or dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        )
+        self.uri: str | None = None
+        self.options: dict[str, Any] = {}
+        self.failures: list[IndexFailure] = []
+
+    @property
+    def files(self) -> list[FileEntry]:
+        """Every entry, in path order.
+
+        For an index loaded from a version 2 (Parquet) document, the first use reads
+        every header of the index; `paths`, `entry`, `open`, ``len`` and ``in`` do not.
+        """
+        return self.source.entries()
+
+    @files.setter
+    def files(self, files: Iterable[FileEntry]) -> None:
+        self.source = ListSource(list(files))
+
+    def __repr__(self) -> str:
+        return f"<FitsIndex {self.data_uri!r}: {len(self)} files>"
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        return iter(self.files)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.source
+
+    @property
+    def paths(self) -> list[str]:
+        """The indexed paths, relative to ``data_uri``."""
+        return list(self.source.paths)
+
+    def entry(self, path: str) -> FileEntry:
+        """The entry for ``path`` (relative to ``data_uri``)."""
+        try:
+            return self.source.entry(path)
+        except KeyError:
+            raise KeyError(f"{path!r} is not in the index of {self.data_uri!r}") from None
+
+    # -- reading -------------------------------------------------------------------
+
+    def data_location(self, options: dict[str, Any] | None = None) -> ObjectLocation:
+        """Where the indexed files live, reached with the provider ``options``.
+
+        Without options, the options the index was loaded with are used when the data
+        is on the same kind of store as the index, else none.
+        """
+        scheme = split_uri(self.data_uri)[0]
+        if not options:
+            same_store = self.uri is not None and split_uri(self.uri)[0] == scheme
+            options = dict(self.options) if same_store else {}
+        return ObjectLocation.from_uri(self.data_uri, **options)
+
+    def open(self, path: str | None = None, **options: Any) -> RemoteFITS:
+        """Open an indexed file without reading anything from it.
+
+        Parameters
+        ----------
+        path : str, optional
+            Path relative to ``data_uri``; optional when the index holds one file.
+        **options
+            Provider options for the data (``requester_pays=True``, ...). By default,
+            the options the index was loaded with when the data uses the same kind of
+            store, else none.
+        """
+        if path is None:
+            if len(self) != 1:
+                raise ValueError(f"the index holds {len(self)} files: name one")
+            path = self.paths[0]
+        return RemoteFITS.from_entry(self, self.entry(path), options)
+
+    @property
+    def headers(self) -> list[RemoteHDU]:
+        """The HDUs of the first file (the form of the ``cloud-fits`` tutorial)."""
+        if not len(self):
+            raise IndexError("the index holds no files")
+        return list(self.open(self.paths[0]))
+
+    def search(self, expression: str) -> Table:
+        """HDUs whose headers satisfy ``expression``, without any data request.
+
+        Parameters
+        ----------
+        expression : str
+            Comparisons of keywords with constants, combined with ``and``, ``or`` and
+            ``not``: ``"OBJECT == 'M31'"``, ``"EXPTIME > 100 and FILTER in ('g', 'r')"``.
+            A keyword that is not a Python name is written in backquotes
+            (```DATE-OBS` >= '2020'``). See :doc:`/search`.
+
+        Returns
+        -------
+        astropy.table.Table
+            ``path``, ``hdu`` and one column per keyword used, one row per matching HDU.
+        """
+        return search_index(self, expression)
+
+    # -- serialization -------------------------------------------------------------
+
+    def _fields(self) -> json_v1.DocumentFields:
+        return {"generator": self.generator, "created": self.created, "data_uri": self.data_uri}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The index document as a dict, keys in the order they are written."""
+        return json_v1.document(self._fields(), self.files)
+
+    def to_parquet(self) -> bytes:
+        """The index as a version 2 document (Parquet; see `cloudfits.index.parquet`)."""
+        return parquet.encode(self._fields(), self.files)
+
+    def to_bytes(self, *, compress: bool = False) -> bytes:
+        """The version 1 document (JSON); gzip-compressed when ``compress``."""
+        return json_v1.encode(self._fields(), self.files, compress=compress)
+
+    def encode(self, fmt: formats.IndexFormat) -> bytes:
+        """The index in format ``fmt``."""
+        if fmt is formats.IndexFormat.PARQUET:
+            return self.to_parquet()
+        return self.to_bytes(compress=fmt.compressed)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> FitsIndex:
+        """Parse and check an index document (JSON, gzip-compressed JSON, or Parquet)."""
+        if formats.format_of_bytes(data) is formats.IndexFormat.PARQUET:
+            fields, entries = parquet_store.decode(None, len(data), source=source, data=data)
+            return cls.from_source(fields, entries)
+        return cls.from_source(*json_v1.decode(data, source=source))
+
+    @classmethod
+    def from_dict(cls, document: Any, *, source: str = "<dict>") -> FitsIndex:
+        """Build an index from its parsed document, checking every field."""
+        return cls.from_source(*json_v1.decode_document(document, source=source))
+
+    @classmethod
+    def from_source(
+        cls, fields: json_v1.DocumentFields, files: Iterable[FileEntry] | EntrySource
+    ) -> FitsIndex:
+        """An index of a decoded document: its ``data_uri``, provenance and entries."""
+        return cls(
+            fields["data_uri"], files, generator=fields["generator"], created=fields["created"]
+        )
+
+    def save(self, uri: str, **options: Any) -> None:
+        """Write the index through the provider of ``uri``.
+
+        The name chooses the format (`cloudfits.index.formats`): ``.parquet`` version 2,
+        ``.json`` version 1, ``.json.gz`` version 1 gzip-compressed; any other name is
+        an `IndexFormatError`, raised before anything is written.
+        """
+        fmt = formats.format_of_name(uri)
+        provider, path = get_registry().for_uri(uri, **options)
+        provider.put_index(path, self.encode(fmt))

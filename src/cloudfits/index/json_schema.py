@@ -1,0 +1,181 @@
+"""Reading an index document that anyone may have edited: bounded, then schema-checked.
+
+An index is a shared file, so it is untrusted input. Before any field is used the
+document is
+
+1. decompressed (when gzip) with a bound on its expansion, so that a small "gzip bomb"
+   cannot take gigabytes of memory;
+2. parsed as JSON, after a check that it holds no more arrays and objects than an
+   index of its size can (a deep ``[[[[...`` is refused too, not a crash);
+3. checked against the JSON schema shipped with cloudfits,
+   ``cloudfits/schemas/index-v1.schema.json``.
+
+Every failure is an `cloudfits.IndexFormatError` naming the source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import IndexFormatError
+
+__all__ = [
+    "MAX_GZIP_EXPANSION",
+    "MAX_INDEX_BYTES",
+    "SCHEMA_RESOURCE",
+    "index_schema",
+    "parse_index_document",
+    "validate_index_document",
+]
+
+#: The schema of index format version 1, in the package ``cloudfits``.
+SCHEMA_RESOURCE = "schemas/index-v1.schema.json"
+#: Largest index document accepted, in bytes after decompression.
+MAX_INDEX_BYTES = 2 * 1024**3
+#: A gzip index may expand at most this many times (real indexes expand 9 to 12 times)
+#: beyond the first `_EXPANSION_FLOOR` bytes; this keeps the memory of parsing any
+#: gzip document under 1 MiB below 64 MiB.
+MAX_GZIP_EXPANSION = 24
+_EXPANSION_FLOOR = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+@cache
+def index_schema() -> dict[str, Any]:
+    """The JSON schema of index format version 1, as a dictionary."""
+    text = resources.files("cloudfits").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(index_schema())
+
+
+def _gunzip(data: bytes, source: str, limit: int) -> bytearray:
+    """Decompress gzip ``data``, refusing to produce more than the expansion bound."""
+    inflater = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    consumed = 0
+    pending = data
+    while pending:
+        piece = pending[:_CHUNK]
+        pending = pending[_CHUNK:]
+        consumed += len(piece)
+        budget = min(limit, _EXPANSION_FLOOR + MAX_GZIP_EXPANSION * consumed)
+        while piece:
+            try:
+                out += inflater.decompress(piece, budget + 1 - len(out))
+            except zlib.error as err:
+                raise IndexFormatError(f"{source}: broken gzip data: {err}") from err
+            if len(out) > budget:
+                raise IndexFormatError(
+                    f"{source}: the gzip data expands more than {MAX_GZIP_EXPANSION} times"
+                    f" (or past {limit} bytes): refused as a decompression bomb; store"
+                    " such an index uncompressed"
+                )
+            piece = inflater.unconsumed_tail
+        if inflater.eof:
+            break
+    if not inflater.eof:
+        raise IndexFormatError(f"{source}: broken gzip data: truncated")
+    return out
+
+
+def _containers_ok(text: bytes | bytearray) -> bool:
+    """False when arrays/objects are too many for an index of this many bytes.
+
+    Each HDU of a real index is one object of a few hundred bytes (its header holds
+    at least two 80-character cards), so an index has far fewer than one ``{`` or ``[``
+    per 32 bytes; a document of nothing but ``[{},{},...`` would make Python objects
+    of some 60 times its size.
+    """
+    return text.count(b"{") + text.count(b"[") <= len(text) // 32 + 1024
+
+
+def parse_index_document(data: bytes, *, source: str, limit: int = MAX_INDEX_BYTES) -> Any:
+    """Decompress (when gzip) and parse an index document, within bounds.
+
+    Parameters
+    ----------
+    data : bytes
+        The document as stored.
+    source : str
+        Where it came from, for messages.
+    limit : int
+        Most bytes accepted after decompression.
+
+    Raises
+    ------
+    IndexFormatError
+        Broken gzip data, a decompression bomb, a document over ``limit`` bytes, JSON
+        that does not parse, nests too deeply or holds too many arrays and objects.
+    """
+    raw: bytes | bytearray = data
+    if raw[:2] == b"\x1f\x8b":
+        raw = _gunzip(data, source, limit)
+    if len(raw) > limit:
+        raise IndexFormatError(f"{source}: {len(raw)} bytes is more than {limit}")
+    if not _containers_ok(raw):
+        raise IndexFormatError(f"{source}: too many JSON arrays and objects for an index")
+    try:
+        # Decoded here, and the bytes dropped, so that at most two copies exist at once.
+        text = raw.decode("utf-8")
+        del raw
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise IndexFormatError(f"{source}: not JSON: {err}") from err
+
+
+def validate_index_document(document: Any, *, source: str) -> None:
+    """Check a parsed document against the schema of index format version 1.
+
+    Raises
+    ------
+    IndexFormatError
+        Naming the first offending field by its JSON path.
+    """
+    import jsonschema
+
+    try:
+        _validator().validate(document)
+    except jsonschema.ValidationError as err:
+        raise IndexFormatError(f"{source}: {_describe(err)}") from None
+
+
+_TYPE_NAMES = {"integer": "int", "string": "str", "array": "list", "object": "dict"}
+
+
+def _describe(err: Any) -> str:
+    """A schema violation in the words of the rest of cloudfits' index messages."""
+    where = err.json_path
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = next(k for k in err.validator_value if k not in err.instance)
+        return f"{where}: missing {missing!r}"
+    key = err.path[-1] if err.path else where
+    if err.validator == "type":
+        wanted = _TYPE_NAMES.get(str(err.validator_value), str(err.validator_value))
+        return f"{where}: {key!r} must be {wanted}, not {_short(repr(err.instance), 40)}"
+    if err.validator == "minimum":
+        return f"{where}: {key!r} must not be negative (it is {err.instance})"
+    if key == "path":
+        return (
+            f"{where}: path {_short(repr(err.instance), 200)} must be relative, '/'-separated,"
+            " and must not contain '..', '.', empty parts, backslashes or control characters"
+        )
+    if key == "header" and err.validator == "pattern":
+        bad = re.search(r"[^ -~]", err.instance)
+        return f"{where}: header character {bad.start() if bad else 0} is not printable ASCII"
+    return f"{where} does not follow the index schema: {_short(err.message, 300)}"
+
+
+def _short(message: str, limit: int) -> str:
+    return message if len(message) <= limit else message[:limit] + "..."

@@ -1,0 +1,288 @@
+"""Index format version 2: one Parquet object, read column by column with range requests.
+
+One row per HDU, sorted by path then HDU number:
+
+============== ========== =====================================================
+column         type       meaning
+============== ========== =====================================================
+path           string     the file's path relative to ``data_uri`` (repeated)
+size           int64      the file's size in bytes (repeated)
+etag           string     the file's ETag, or null (repeated)
+last_modified  string     the file's last modification, or null (repeated)
+hdu            int32      the HDU's number in its file, from 0
+header_offset  int64      byte offset of the header
+data_offset    int64      byte offset of the data
+data_size      int64      bytes of data, without padding
+header         string     the header's cards up to and including END
+kw:KEYWORD     string     value token of KEYWORD's first card (see
+                          `cloudfits.fits.keywords`), null where absent
+============== ========== =====================================================
+
+The ``header`` column is the source of truth; the ``kw:`` columns are derived from it
+when the index is written, for searches (at most `MAX_KEYWORD_COLUMNS`, the most
+common keywords first; a search on another keyword reads the headers). The key-value
+metadata ``cloudfits-index`` holds a JSON object with ``format``, ``version`` (2),
+``generator``, ``created`` and ``data_uri``. A file's rows never span two row groups.
+
+Loading reads the footer and the eight layout columns; the headers of a row group are
+read when one of its files is first opened, and the ``kw:`` columns only by a search.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IndexFormatError
+from ..fetch.rangefile import RangeFile
+from ..fits.keywords import keyword_values
+from .entry import FORMAT_NAME, FileEntry, check_format
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .core import FitsIndex
+
+__all__ = [
+    "KEYWORD_PREFIX",
+    "LAYOUT_COLUMNS",
+    "MAX_KEYWORD_COLUMNS",
+    "METADATA_KEY",
+    "PARQUET_MAGIC",
+    "ROW_GROUP_SIZE",
+    "VERSION",
+    "index_to_parquet",
+    "encode",
+    "document_fields",
+    "read_metadata",
+]
+
+VERSION = 2
+PARQUET_MAGIC = b"PAR1"
+METADATA_KEY = b"cloudfits-index"
+KEYWORD_PREFIX = "kw:"
+#: HDUs per row group (whole files only): a file opened costs its row group's headers.
+ROW_GROUP_SIZE = 4096
+#: Most keyword columns written (the footer grows with row groups times columns).
+MAX_KEYWORD_COLUMNS = 1000
+LAYOUT_COLUMNS = (
+    "path",
+    "size",
+    "etag",
+    "last_modified",
+    "hdu",
+    "header_offset",
+    "data_offset",
+    "data_size",
+)
+
+
+@cache
+def _types() -> dict[str, pa.DataType]:
+    """The Arrow type of each layout column (and of ``header``)."""
+    import pyarrow as pa
+
+    return {
+        "path": pa.string(),
+        "size": pa.int64(),
+        "etag": pa.string(),
+        "last_modified": pa.string(),
+        "hdu": pa.int32(),
+        "header_offset": pa.int64(),
+        "data_offset": pa.int64(),
+        "data_size": pa.int64(),
+        "header": pa.string(),
+    }
+
+
+_TAIL = 64 * 1024
+
+
+# -- writing ----------------------------------------------------------------------
+
+
+def _batches(files: list[FileEntry], rows: int) -> list[list[FileEntry]]:
+    batches: list[list[FileEntry]] = [[]]
+    count = 0
+    for entry in files:
+        if count and count + len(entry.hdus) > rows:
+            batches.append([])
+            count = 0
+        batches[-1].append(entry)
+        count += len(entry.hdus)
+    return [b for b in batches if b]
+
+
+def _layout_table(batch: list[FileEntry]) -> dict[str, Any]:
+    def repeat(get: Any) -> list[Any]:
+        return [get(f) for f in batch for _ in f.hdus]
+
+    return {
+        "path": repeat(lambda f: f.path),
+        "size": repeat(lambda f: f.size),
+        "etag": repeat(lambda f: f.etag),
+        "last_modified": repeat(lambda f: f.last_modified),
+        "hdu": [i for f in batch for i in range(len(f.hdus))],
+        "header_offset": [h.header_offset for f in batch for h in f.hdus],
+        "data_offset": [h.data_offset for f in batch for h in f.hdus],
+        "data_size": [h.data_size for f in batch for h in f.hdus],
+        "header": [h.header for f in batch for h in f.hdus],
+    }
+
+
+def index_to_parquet(
+    index: FitsIndex,
+    *,
+    row_group_size: int = ROW_GROUP_SIZE,
+    max_keyword_columns: int = MAX_KEYWORD_COLUMNS,
+) -> bytes:
+    """The index as a version 2 document (Parquet bytes); see `encode`."""
+    fields = {"generator": index.generator, "created": index.created, "data_uri": index.data_uri}
+    return encode(
+        fields,
+        index.files,
+        row_group_size=row_group_size,
+        max_keyword_columns=max_keyword_columns,
+    )
+
+
+def encode(
+    fields: dict[str, str],
+    files: list[FileEntry],
+    *,
+    row_group_size: int = ROW_GROUP_SIZE,
+    max_keyword_columns: int = MAX_KEYWORD_COLUMNS,
+) -> bytes:
+    """A version 2 document (Parquet bytes) of ``files``.
+
+    Parameters
+    ----------
+    fields : dict
+        ``generator``, ``created`` and ``data_uri`` of the document.
+    files : list of FileEntry
+        The entries, in path order.
+    row_group_size : int
+        HDUs per row group (whole files only; a file with more HDUs has its own).
+    max_keyword_columns : int
+        Most ``kw:`` columns, the keywords found in most HDUs first.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batches = _batches(files, row_group_size)
+    counts: Counter[str] = Counter()
+    for batch in batches:
+        counts.update(keyword_values([h.header for f in batch for h in f.hdus]).counts())
+    keywords = sorted(k for k, _ in counts.most_common(max_keyword_columns))
+    columns_ = [pa.field(name, kind) for name, kind in _types().items()]
+    columns_ += [pa.field(KEYWORD_PREFIX + k, pa.string()) for k in keywords]
+    meta = {
+        "format": FORMAT_NAME,
+        "version": VERSION,
+        "generator": fields["generator"],
+        "created": fields["created"],
+        "data_uri": fields["data_uri"],
+    }
+    schema = pa.schema(columns_, metadata={METADATA_KEY: json.dumps(meta).encode()})
+    sink = io.BytesIO()
+    dictionary = ["path", "etag", "last_modified"] + [KEYWORD_PREFIX + k for k in keywords]
+    with pq.ParquetWriter(
+        sink,
+        schema,
+        compression="zstd",
+        compression_level=3,
+        use_dictionary=dictionary,
+        write_statistics=False,
+    ) as writer:
+        for batch in batches:
+            columns = _layout_table(batch)
+            values = keyword_values(columns["header"])
+            n = len(columns["header"])
+            arrays = [pa.array(columns[name], kind) for name, kind in _types().items()]
+            arrays += [values.column(k, n) for k in keywords]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=n)
+    return sink.getvalue()
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+def read_metadata(file: RangeFile, source: str) -> pq.FileMetaData:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    size = file.size
+    if size < 12:
+        raise IndexFormatError(f"{source}: {size} bytes is too short for a Parquet index")
+    file.prefetch([(max(0, size - _TAIL), size)])
+    file.seek(size - 8)
+    tail = file.read(8)
+    if tail[4:] != PARQUET_MAGIC:
+        raise IndexFormatError(f"{source}: not a Parquet document (truncated?)")
+    footer = int.from_bytes(tail[:4], "little")
+    if footer + 12 > size:
+        raise IndexFormatError(f"{source}: Parquet footer of {footer} bytes in {size} bytes")
+    file.prefetch([(size - 8 - footer, size)])
+    try:
+        return pq.read_metadata(file)
+    except (pa.ArrowException, OSError, ValueError, EOFError) as err:
+        raise IndexFormatError(f"{source}: broken Parquet footer: {err}") from None
+
+
+def document_fields(md: pq.FileMetaData, source: str) -> dict[str, str]:
+    raw = (md.metadata or {}).get(METADATA_KEY)
+    try:
+        meta = json.loads(raw) if raw is not None else None
+    except ValueError:
+        meta = None
+    meta = check_format(meta, VERSION, "Parquet", source)
+    for key in ("generator", "created", "data_uri"):
+        if not isinstance(meta.get(key), str):
+            raise IndexFormatError(f"{source}: metadata {key!r} must be str")
+    return {k: meta[k] for k in ("generator", "created", "data_uri")}
+
+
+def column_types_ok(schema: pa.Schema) -> str | None:
+    """What is wrong with the columns of a version 2 index, or None."""
+    import pyarrow as pa
+
+    for name, kind in _types().items():
+        index = schema.get_field_index(name)
+        if index < 0:
+            return f"missing column {name!r}"
+        found = schema.field(index).type
+        if pa.types.is_string(kind) and not (
+            pa.types.is_string(found) or pa.types.is_large_string(found)
+        ):
+            return f"column {name!r} must hold strings, not {found}"
+        if pa.types.is_integer(kind) and not pa.types.is_integer(found):
+            return f"column {name!r} must hold integers, not {found}"
+    for name in schema.names:
+        if name.startswith(KEYWORD_PREFIX):
+            found = schema.field(name).type
+            if not (pa.types.is_string(found) or pa.types.is_large_string(found)):
+                return f"column {name!r} must hold strings, not {found}"
+    return None
+
+
+def column_chunk_ranges(
+    md: pq.FileMetaData, row_groups: list[int], columns: list[int], source: str
+) -> list[tuple[int, int]]:
+    """Byte ranges of the given columns in the given row groups, checked."""
+    ranges = []
+    for g in row_groups:
+        group = md.row_group(g)
+        for c in columns:
+            chunk = group.column(c)
+            start = chunk.data_page_offset
+            if chunk.has_dictionary_page and 0 < (chunk.dictionary_page_offset or 0) < start:
+                start = chunk.dictionary_page_offset
+            end = start + chunk.total_compressed_size
+            if start < 0 or chunk.total_compressed_size < 0:
+                raise IndexFormatError(f"{source}: row group {g}, column {c}: bad byte range")
+            ranges.append((start, end))
+    return ranges

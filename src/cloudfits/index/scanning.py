@@ -1,0 +1,220 @@
+"""Scanning objects into index entries: one job description, on a local thread pool.
+
+`build_index` lists the objects once, on the caller's side, then hands them to
+`scan_objects`. With the local executor a thread pool scans them side by side (a scan
+is a chain of small dependent reads, so it waits on the network, not on the CPU). With
+a Dask executor the same `ScanJob` (plain, picklable values) runs as tasks on a cluster
+(`cloudfits.scale.executors`, the optional ``dask`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import CloudFitsError
+from ..fetch.pool import prestart
+from ..fetch.reader import ObjectReader
+from ..fetch.stats import ReadStats
+from ..fits.scan import DEFAULT_SPECULATIVE_READ, HDULayout, scan_fits
+from ..providers.base import ObjectInfo, Provider
+from ..providers.location import ObjectLocation, ProviderOptions
+from ..uri import make_uri, redact_uri
+from .entry import FileEntry, IndexFailure
+
+__all__ = [
+    "BAD_EXECUTOR",
+    "FAILURES",
+    "Errors",
+    "Executor",
+    "ScanJob",
+    "ScanResult",
+    "check_scan_arguments",
+    "is_local",
+    "scan_locally",
+    "scan_object",
+    "scan_threads",
+]
+
+Executor = Any
+"""``None``, ``"threads"``, ``"dask"``, a scheduler address or a ``distributed.Client``."""
+Errors = Literal["raise", "collect"]
+
+FAILURES: tuple[type[Exception], ...] = (CloudFitsError, OSError)
+"""What a scan of one object may fail with and still let the others be indexed: the
+cloudfits errors (not found, access denied, malformed FITS, stale, transient past the
+retry budget, ...) and operating-system errors of local files. Anything else is a bug
+and always propagates."""
+BAD_EXECUTOR = (
+    "executor must be None, 'threads', 'dask', a Dask scheduler address"
+    " ('tcp://HOST:PORT') or a distributed.Client, not {!r}"
+)
+
+
+def scan_object(
+    provider: Provider,
+    info: ObjectInfo,
+    uri: str,
+    *,
+    stats: ReadStats | None = None,
+    speculative: int = DEFAULT_SPECULATIVE_READ,
+) -> list[HDULayout]:
+    """Scan one object's headers (see `cloudfits.fits.scan.scan_fits`)."""
+    reader = ObjectReader(
+        provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
+    )
+    return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
+
+
+@dataclass(frozen=True)
+class ScanJob:
+    """How to scan objects of one source, in any process.
+
+    Attributes
+    ----------
+    scheme : str
+        The source's URI scheme; the provider is looked up by it.
+    base : str
+        The provider path that indexed paths are made relative to.
+    options : dict
+        The provider options (picklable; shown by key only).
+    same_place : bool
+        Whether the data is read from the source itself, so the entries keep the
+        objects' ETags and modification times.
+    speculative_read : int
+        Bytes read at once where a header starts.
+    """
+
+    scheme: str
+    base: str
+    options: dict[str, Any] = field(default_factory=dict)
+    same_place: bool = True
+    speculative_read: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", ProviderOptions(self.options))
+
+    @property
+    def location(self) -> ObjectLocation:
+        """Where the source is, with its provider options."""
+        return ObjectLocation(self.scheme, self.base, self.options)
+
+    def provider(self) -> Provider:
+        """The provider for this source (one per process and options, see
+        `cloudfits.ProviderRegistry.provider`)."""
+        return self.location.provider()
+
+    def uri(self, info: ObjectInfo) -> str:
+        """The object's URI, fit for messages."""
+        return redact_uri(make_uri(self.scheme, info.path))
+
+    def relative(self, info: ObjectInfo) -> str:
+        """The object's path relative to ``base``, as the index holds it."""
+        return posixpath.relpath(info.path.replace(os.sep, "/"), self.base.replace(os.sep, "/"))
+
+    def entry(self, provider: Provider, info: ObjectInfo, stats: ReadStats | None) -> FileEntry:
+        """Scan one object's headers into its index entry."""
+        uri = self.uri(info)
+        hdus = scan_object(provider, info, uri, stats=stats, speculative=self.speculative_read)
+        return FileEntry(
+            self.relative(info),
+            info.size,
+            tuple(hdus),
+            info.etag if self.same_place else None,
+            info.last_modified if self.same_place else None,
+        )
+
+    def failure(self, info: ObjectInfo, err: BaseException) -> IndexFailure:
+        """What to report about an object whose scan raised ``err``."""
+        return IndexFailure(self.relative(info), self.uri(info), type(err).__name__, str(err))
+
+
+@dataclass
+class ScanResult:
+    """What a scan found: entries and failures, in no particular order."""
+
+    entries: list[FileEntry] = field(default_factory=list)
+    failures: list[IndexFailure] = field(default_factory=list)
+
+
+def scan_threads(
+    job: ScanJob,
+    provider: Provider,
+    objects: Sequence[ObjectInfo],
+    *,
+    concurrency: int,
+    stats: ReadStats | None,
+    on_scanned: Callable[[ObjectInfo], None] | None,
+    catch: bool,
+) -> list[FileEntry | Exception]:
+    """Scan ``objects`` on a local thread pool; with ``catch``, failures come back in
+    place of their entries instead of raising."""
+
+    def one(info: ObjectInfo) -> FileEntry | Exception:
+        result: FileEntry | Exception
+        try:
+            result = job.entry(provider, info, stats)
+        except FAILURES as err:
+            if not catch:
+                raise
+            result = err
+        if on_scanned is not None:
+            on_scanned(info)
+        return result
+
+    workers = max(1, min(concurrency, len(objects)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="cloudfits-index") as pool:
+        prestart(pool, len(objects))
+        return list(pool.map(one, objects))
+
+
+def check_scan_arguments(executor: Executor, batch_size: int | None, errors: Errors) -> None:
+    """Raise `ValueError` for an executor, batch size or error policy that is not one."""
+    if errors not in ("raise", "collect"):
+        raise ValueError(f"errors must be 'raise' or 'collect', not {errors!r}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size!r}")
+    if isinstance(executor, str) and executor not in ("threads", "dask") and "://" not in executor:
+        raise ValueError(BAD_EXECUTOR.format(executor))
+
+
+def is_local(executor: Executor) -> bool:
+    """Whether ``executor`` asks for the local thread pool (``None`` or ``"threads"``)."""
+    return executor is None or executor == "threads"
+
+
+def scan_locally(
+    job: ScanJob,
+    objects: Sequence[ObjectInfo],
+    *,
+    provider: Provider | None = None,
+    concurrency: int = 64,
+    errors: Errors = "raise",
+    stats: ReadStats | None = None,
+    on_scanned: Callable[[ObjectInfo], None] | None = None,
+) -> ScanResult:
+    """Scan ``objects`` on a local thread pool (see `cloudfits.build_index`).
+
+    ``provider`` is the caller's provider (the one that listed the objects).
+    """
+    check_scan_arguments(None, None, errors)
+    outcomes = scan_threads(
+        job,
+        provider or job.provider(),
+        objects,
+        concurrency=concurrency,
+        stats=stats,
+        on_scanned=on_scanned,
+        catch=errors == "collect",
+    )
+    result = ScanResult()
+    for info, outcome in zip(objects, outcomes, strict=True):
+        if isinstance(outcome, FileEntry):
+            result.entries.append(outcome)
+        else:
+            result.failures.append(job.failure(info, outcome))
+    return result

@@ -1,0 +1,199 @@
+"""``file://`` URIs and plain local paths."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import BufferedReader
+from pathlib import Path
+from typing import Any
+
+from ...errors import AccessDeniedError, ObjectNotFoundError, ProviderError, StaleIndexError
+from ..base import ObjectInfo, ProviderSpec
+from ..hookspecs import hookimpl
+from ..registry import ProviderRegistry
+
+__all__ = ["FileConfig", "FileProvider"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileConfig:
+    """Options of the local-file provider.
+
+    Attributes
+    ----------
+    root : str or None
+        When set, every path is taken relative to this directory and may not leave it
+        (``..`` and symbolic links pointing outside are refused).
+    """
+
+    root: str | None = None
+
+
+def file_tag(st: os.stat_result) -> str:
+    """A file's entity tag: its size and modification time in nanoseconds, in hex.
+
+    It changes when the file is rewritten, unless a rewrite keeps both the size and
+    the time stamp (a rewrite within one tick of the file system's clock).
+    """
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
+
+
+class FileProvider:
+    """Reads and writes local files."""
+
+    def __init__(self, config: FileConfig) -> None:
+        self.config = config
+        self._root = os.path.realpath(config.root) if config.root is not None else None
+
+    def __repr__(self) -> str:
+        return f"FileProvider(root={self.config.root!r})"
+
+    def _resolve(self, path: str) -> str:
+        if self._root is None:
+            return os.path.abspath(path)
+        base = path if os.path.isabs(path) else os.path.join(self._root, path)
+        candidate = os.path.realpath(base)
+        if os.path.commonpath([candidate, self._root]) != self._root:
+            raise AccessDeniedError(f"file: {path!r} is outside the root {self.config.root!r}")
+        return candidate
+
+    @staticmethod
+    def _check_tag(fd: int, path: str, etag: str | None) -> None:
+        if etag is None:
+            return
+        found = file_tag(os.fstat(fd))
+        if found != etag:
+            raise StaleIndexError(
+                f"file: {path!r} changed since it was indexed (tag {found}, the index has {etag})"
+            )
+
+    @contextlib.contextmanager
+    def _open(self, path: str, etag: str | None) -> Iterator[BufferedReader]:
+        """The file at ``path`` opened for reading, its tag checked against ``etag``."""
+        real = self._resolve(path)
+        try:
+            with open(real, "rb") as f:
+                self._check_tag(f.fileno(), path, etag)
+                yield f
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
+        except PermissionError as err:
+            raise AccessDeniedError(f"file: {path!r}: permission denied") from err
+        except IsADirectoryError as err:
+            raise ObjectNotFoundError(f"file: {path!r} is a directory") from err
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        if start < 0 or end < start:
+            raise ValueError(f"file: invalid range [{start}, {end}) for {path!r}")
+        with self._open(path, etag) as f:
+            return os.pread(f.fileno(), end - start, start) if end > start else b""
+
+    def get_range_into(
+        self, path: str, start: int, out: memoryview, *, etag: str | None = None
+    ) -> int:
+        """Read bytes from ``start`` straight into ``out`` (``preadv``); return the count.
+
+        With ``etag``, the opened file's tag (`file_tag`) must equal it, else
+        `~cloudfits.StaleIndexError`.
+        """
+        if start < 0:
+            raise ValueError(f"file: invalid start {start} for {path!r}")
+        with self._open(path, etag) as f:
+            got = 0
+            while got < len(out):
+                if hasattr(os, "preadv"):
+                    k = os.preadv(f.fileno(), [out[got:]], start + got)
+                else:  # pragma: no cover - platforms without preadv
+                    f.seek(start + got)
+                    k = f.readinto(out[got:]) or 0
+                if not k:
+                    break
+                got += k
+            return got
+
+    def head(self, path: str) -> ObjectInfo:
+        real = self._resolve(path)
+        try:
+            st = os.stat(real)
+        except FileNotFoundError as err:
+            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
+        if not os.path.isfile(real):
+            raise ObjectNotFoundError(f"file: {path!r} is not a file")
+        modified = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc)
+        return ObjectInfo(path, st.st_size, file_tag(st), modified.isoformat())
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        # As in an object store, ``prefix`` is a plain string prefix of the paths:
+        # "dir/a" lists "dir/a/b.fits" and "dir/ab.fits" alike.
+        head_dir, _, stem = prefix.rpartition("/")
+        head_dir = head_dir + "/" if head_dir or prefix.startswith("/") else ""
+        directory = self._resolve(head_dir or ".")
+        if not os.path.isdir(directory):
+            return
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(directory):
+            rel_dir = os.path.relpath(dirpath, directory).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if (rel_dir + d + "/").startswith(stem) or stem.startswith(rel_dir + d + "/")
+            ]
+            found.extend(rel_dir + n for n in filenames if (rel_dir + n).startswith(stem))
+        for rel in sorted(found):
+            try:
+                yield self.head(head_dir + rel)
+            except AccessDeniedError:
+                logger.warning("file: %r leads outside the root and is not listed", rel)
+
+    def put_index(self, path: str, data: bytes) -> None:
+        real = self._resolve(path)
+        target = Path(real)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".cloudfits-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except OSError as err:
+            raise ProviderError(f"file: cannot write {path!r}: {err.strerror}") from err
+
+
+def _local_source(provider: Any, path: str) -> tuple[str, list[ObjectInfo]]:
+    """An indexing source on disk: one file (based in its directory), or a directory."""
+    real = os.path.abspath(path)
+    if os.path.isfile(real):
+        return os.path.dirname(real), [provider.head(real)]
+    if not os.path.isdir(real):
+        raise FileNotFoundError(f"{path!r} is neither a file nor a directory")
+    return real, list(provider.list(real.rstrip(os.sep) + "/"))
+
+
+def _rooted_below(base: str, relative: str, options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Objects below a local directory are read with that directory as the root, so that
+    a relative path (from an index, say) can never reach a file outside it."""
+    root = options.get("root")
+    return {**options, "root": os.path.join(root, base) if root else base}, relative
+
+
+@hookimpl
+def cloudfits_register_providers(registry: ProviderRegistry) -> None:
+    registry.add(
+        ProviderSpec(
+            name="file",
+            schemes=("file",),
+            config_type=FileConfig,
+            factory=lambda config, scheme: FileProvider(config),
+            description="local files (file:// URIs and plain paths)",
+            below=_rooted_below,
+            source_listing=_local_source,
+        )
+    )

@@ -1,0 +1,223 @@
+"""The HTTPS provider: range reads from any web server through urllib3."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+import urllib3
+
+from ...errors import (
+    AccessDeniedError,
+    ObjectNotFoundError,
+    ProviderError,
+    StaleIndexError,
+    TransientProviderError,
+    UnsupportedOperationError,
+)
+from ..base import ObjectInfo, check_content_range
+from ..kit import copy_into, read_body_into
+from . import HTTPSConfig
+
+__all__ = ["HTTPSProvider"]
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_TOTAL = re.compile(r"bytes \*/(\d+)")
+_TRANSIENT_STATUS = frozenset((408, 425, 429, 500, 502, 503, 504))
+
+
+def _range_headers(start: int, end: int, etag: str | None) -> dict[str, str]:
+    """The headers of a read of ``[start, end)``, conditional on ``etag`` when strong."""
+    headers = {"Range": f"bytes={start}-{end - 1}"}
+    if etag is not None and not etag.startswith("W/"):
+        # If-Match compares strong tags only; a weak tag is checked on the answer.
+        headers["If-Match"] = f'"{etag}"'
+    return headers
+
+
+def _etag(value: str | None) -> str | None:
+    """An ``ETag`` header as `ObjectInfo` holds it: unquoted, weak tags kept whole."""
+    if not value:
+        return None
+    return value if value.startswith("W/") else value.strip('"')
+
+
+class HTTPSProvider:
+    """Range reads over plain HTTP(S); ``list`` and ``put_index`` are not possible."""
+
+    def __init__(self, config: HTTPSConfig, scheme: str = "https") -> None:
+        self.config = config
+        self.scheme = scheme
+        self._pool: urllib3.PoolManager | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HTTPSProvider({self.config!r})"
+
+    @property
+    def pool(self) -> urllib3.PoolManager:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    c = self.config
+                    self._pool = urllib3.PoolManager(
+                        maxsize=c.max_pool_connections,
+                        block=False,
+                        cert_reqs="CERT_REQUIRED" if c.verify else "CERT_NONE",
+                        timeout=urllib3.Timeout(connect=c.connect_timeout, read=c.read_timeout),
+                        retries=urllib3.Retry(
+                            total=c.max_attempts - 1,
+                            backoff_factor=0.2,
+                            status_forcelist=(429, 500, 502, 503, 504),
+                            allowed_methods=("GET", "HEAD"),
+                            raise_on_status=False,
+                        ),
+                    )
+        return self._pool
+
+    def _split_auth(self, path: str) -> tuple[str, dict[str, str]]:
+        """The URL to request, without ``user:password@``, and the headers to send."""
+        headers = dict(self.config.headers or {})
+        host, slash, rest = path.partition("/")
+        userinfo, at, hostport = host.rpartition("@")
+        if at:
+            user, _, password = userinfo.partition(":")
+            basic = f"{unquote(user)}:{unquote(password)}"
+            headers.update(urllib3.util.make_headers(basic_auth=basic))
+            path = hostport + slash + rest
+        return f"{self.scheme}://{path}", headers
+
+    def _url(self, path: str) -> str:
+        """The URL as messages show it: never with credentials."""
+        host, slash, rest = path.partition("/")
+        return f"{self.scheme}://{host.rpartition('@')[2]}{slash}{rest}"
+
+    def _request(
+        self, method: str, path: str, headers: dict[str, str], what: str, *, preload: bool = True
+    ) -> Any:
+        url, auth = self._split_auth(path)
+        shown = self._url(path)
+        try:
+            response = self.pool.request(
+                method, url, headers={**auth, **headers}, preload_content=preload
+            )
+        except (urllib3.exceptions.SSLError, urllib3.exceptions.LocationValueError) as err:
+            raise ProviderError(f"{self.scheme}: {what} {shown}: {type(err).__name__}") from err
+        except urllib3.exceptions.MaxRetryError as err:
+            reason = type(err.reason).__name__ if err.reason is not None else "MaxRetryError"
+            raise TransientProviderError(f"{self.scheme}: {what} {shown}: {reason}") from err
+        except urllib3.exceptions.HTTPError as err:
+            raise TransientProviderError(
+                f"{self.scheme}: {what} {shown}: {type(err).__name__}"
+            ) from err
+        status = response.status
+        if status >= 400 and not preload:
+            response.drain_conn()
+        if status == 404 or status == 410:
+            raise ObjectNotFoundError(f"{self.scheme}: {what} {shown}: not found ({status})")
+        if status in (401, 403):
+            raise AccessDeniedError(f"{self.scheme}: {what} {shown}: access denied ({status})")
+        if status == 412:
+            raise StaleIndexError(
+                f"{self.scheme}: {shown} changed since it was indexed (its ETag differs):"
+                " rebuild the index"
+            )
+        if status in _TRANSIENT_STATUS:
+            raise TransientProviderError(f"{self.scheme}: {what} {shown}: HTTP {status}")
+        if status >= 400 and status != 416:
+            raise ProviderError(f"{self.scheme}: {what} {shown}: HTTP {status}")
+        return response
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        if start < 0 or end < start:
+            raise ValueError(f"invalid range [{start}, {end}) for {self._url(path)}")
+        if end == start:
+            return b""
+        what = f"reading bytes [{start}, {end}) of"
+        response = self._request("GET", path, _range_headers(start, end, etag), what)
+        data: bytes = response.data
+        self._check_etag(response, path, etag)
+        if response.status == 416:
+            return b""
+        if response.status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            check_content_range(content_range, start, end, len(data), uri=self._url(path))
+            return data
+        # 200: the server ignored the range and sent the whole object.
+        return data[start:end]
+
+    def _check_etag(self, response: Any, path: str, etag: str | None) -> None:
+        """Raise `StaleIndexError` when the answer names another version than ``etag``."""
+        found = _etag(response.headers.get("ETag"))
+        if etag is not None and found is not None and found != etag:
+            raise StaleIndexError(
+                f"{self.scheme}: {self._url(path)} changed since it was indexed"
+                f" (ETag {found}, the index has {etag}): rebuild the index"
+            )
+
+    def get_range_into(
+        self, path: str, start: int, out: memoryview, *, etag: str | None = None
+    ) -> int:
+        """Read bytes from ``start`` straight into ``out``; return how many were written.
+
+        The body goes from the socket into ``out`` without an intermediate copy. With
+        ``etag``, the request carries ``If-Match`` and a changed object raises
+        `~cloudfits.errors.StaleIndexError`.
+        """
+        if start < 0:
+            raise ValueError(f"invalid start {start} for {self._url(path)}")
+        end = start + len(out)
+        if end == start:
+            return 0
+        what = f"reading bytes [{start}, {end}) of"
+        response = self._request("GET", path, _range_headers(start, end, etag), what, preload=False)
+        try:
+            self._check_etag(response, path, etag)
+            if response.status == 416:
+                return 0
+            if response.status == 206:
+                got = read_body_into(response, out)
+                content_range = response.headers.get("Content-Range", "")
+                check_content_range(content_range, start, end, got, uri=self._url(path))
+                return got
+            # 200: the server ignored the range and sent the whole object.
+            return copy_into(response.read()[start:end], out)
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
+            raise TransientProviderError(
+                f"{self.scheme}: {what} {self._url(path)}: {type(err).__name__}"
+            ) from err
+        finally:
+            response.close()
+
+    def head(self, path: str) -> ObjectInfo:
+        response = self._request("HEAD", path, {}, "describing")
+        length = response.headers.get("Content-Length")
+        if length is None or response.status != 200:
+            probe = self._request("GET", path, {"Range": "bytes=0-0"}, "describing")
+            match = _CONTENT_RANGE.match(probe.headers.get("Content-Range", "")) or _TOTAL.match(
+                probe.headers.get("Content-Range", "")
+            )
+            if match is None or match.groups()[-1] == "*":
+                raise ProviderError(f"{self.scheme}: {self._url(path)}: size unknown")
+            length = match.groups()[-1]
+            response = probe
+        return ObjectInfo(
+            path,
+            int(length),
+            _etag(response.headers.get("ETag")),
+            response.headers.get("Last-Modified"),
+        )
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        raise UnsupportedOperationError(
+            f"{self.scheme}: cannot list {self._url(prefix)}: plain HTTP has no listing;"
+            " index the files through their store's provider (s3://, gs://, ...)"
+        )
+
+    def put_index(self, path: str, data: bytes) -> None:
+        raise UnsupportedOperationError(
+            f"{self.scheme}: cannot write {self._url(path)}: the HTTPS provider is read-only"
+        )

@@ -1,0 +1,335 @@
+"""The S3 provider: range reads, listing and index writes through boto3."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import urllib3
+from botocore import UNSIGNED
+
+from ...errors import (
+    AccessDeniedError,
+    ObjectNotFoundError,
+    ProviderError,
+    StaleIndexError,
+    TransientProviderError,
+)
+from ..base import ObjectInfo, check_content_range
+from ..kit import copy_into, read_body_into
+from . import S3Config, split_bucket_key
+from .presigned import URL_SECONDS, PresignedReads
+
+__all__ = ["S3Provider"]
+_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
+_DENIED = {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccountProblem",
+}
+_THROTTLED = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+}
+_STALE = {"PreconditionFailed", "412"}
+# Errors of a body read from the socket directly (urllib3, http.client).
+_TRANSIENT_STREAM: tuple[type[Exception], ...] = (
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+)
+# Failures of the connection or of the body, which may pass on another attempt.
+_TRANSIENT_BOTOCORE = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ResponseStreamingError,
+)
+
+
+def _range_request(path: str, start: int, end: int, etag: str | None) -> dict[str, Any]:
+    """``GetObject`` parameters for bytes ``[start, end)``, pinned to ``etag`` if given."""
+    bucket, key = split_bucket_key(path)
+    request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+    if etag is not None:
+        request["IfMatch"] = f'"{etag}"'
+    return request
+
+
+def _add_requester_pays(request: Any, **_: Any) -> None:
+    request.headers["x-amz-request-payer"] = "requester"
+
+
+class S3Provider:
+    """Reads ranges of S3 objects, lists prefixes and writes indexes."""
+
+    def __init__(self, config: S3Config, *, name: str = "s3", uri_prefix: str = "s3://") -> None:
+        self.config = config
+        self.scheme = name
+        self._uri_prefix = uri_prefix
+        self._client_lock = threading.Lock()
+        self._client: Any = None
+        self._session: Any = None
+        self._fast: PresignedReads | None = None
+        if config.presigned_reads:
+            signed = {"x-amz-request-payer": "requester"} if config.requester_pays else {}
+            self._fast = PresignedReads(
+                self._presign,
+                signed,
+                pool_size=config.max_pool_connections,
+                connect_timeout=config.connect_timeout,
+                read_timeout=config.read_timeout,
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, built once; requester-pays is set on it here and only here."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        c = self.config
+        session = boto3.session.Session(profile_name=c.profile)
+        self._session = session
+        region = c.region or session.region_name or "us-east-1"
+        options: dict[str, Any] = {
+            "max_pool_connections": c.max_pool_connections,
+            "connect_timeout": c.connect_timeout,
+            "read_timeout": c.read_timeout,
+            "retries": {"total_max_attempts": c.max_attempts, "mode": "standard"},
+        }
+        # Signature version 4 for requests and presigned URLs alike (boto3 would
+        # presign with the legacy version 2 for some endpoints).
+        options["signature_version"] = UNSIGNED if c.anonymous else "s3v4"
+        client = session.client(
+            "s3",
+            region_name=region,
+            endpoint_url=c.endpoint_url,
+            config=botocore.config.Config(**options),
+        )
+        if c.requester_pays:
+            client.meta.events.register("before-sign.s3", _add_requester_pays)
+        return client
+
+    def _presign(self, path: str) -> str | None:
+        bucket, key = split_bucket_key(path)
+        try:
+            url: str = self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_SECONDS
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            return None  # the botocore path reports the problem
+        return url
+
+    def _uri(self, path: str) -> str:
+        return self._uri_prefix + path
+
+    def _secrets(self) -> list[str]:
+        """The credentials in use, so that no message can repeat them."""
+        if self._session is None:
+            return []
+        try:
+            creds = self._session.get_credentials()
+            frozen = creds.get_frozen_credentials() if creds is not None else None
+        except botocore.exceptions.BotoCoreError:
+            return []
+        if frozen is None:
+            return []
+        return [v for v in (frozen.access_key, frozen.secret_key, frozen.token) if v]
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _error(self, err: Exception, path: str, what: str) -> Exception:
+        found = self._classify(err, path, what)
+        return type(found)(self._scrub(str(found)))
+
+    def _classify(self, err: Exception, path: str, what: str) -> Exception:
+        uri = self._uri(path)
+        if isinstance(err, (*_TRANSIENT_BOTOCORE, *_TRANSIENT_STREAM)):
+            return TransientProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}")
+        if isinstance(err, botocore.exceptions.NoCredentialsError):
+            return AccessDeniedError(
+                f"{self.scheme}: {what} {uri}: no credentials found; configure AWS"
+                " credentials, or pass anonymous=True for a public bucket"
+            )
+        if isinstance(err, botocore.exceptions.ClientError):
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _STALE or status == "412":
+                return StaleIndexError(
+                    f"{self.scheme}: {uri} changed since it was indexed (its ETag differs):"
+                    " rebuild the index"
+                )
+            if code in _THROTTLED or status == "429" or status.startswith("5"):
+                return TransientProviderError(
+                    f"{self.scheme}: {what} {uri}: {code or status} (HTTP {status})"
+                )
+            if code in _NOT_FOUND or status == "404":
+                return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found ({code})")
+            if code in _DENIED or status == "403":
+                hint = ""
+                if not self.config.requester_pays:
+                    hint = (
+                        "; if the bucket is requester-pays, pass requester_pays=True"
+                        " (--requester-pays) to accept its charges"
+                    )
+                return AccessDeniedError(
+                    f"{self.scheme}: {what} {uri}: access denied ({code}){hint}"
+                )
+            message = str(err.response.get("Error", {}).get("Message", ""))
+            return ProviderError(
+                f"{self.scheme}: {what} {uri}: {code or status} (HTTP {status}) {message}"
+            )
+        if isinstance(err, OSError):
+            return TransientProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}")
+        return ProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}: {err}")
+
+    def _check_etag(self, response: Any, path: str, etag: str | None) -> None:
+        found = str(response.get("ETag", "")).strip('"')
+        if etag is not None and found and found != etag:
+            # A store that ignores If-Match still names the version it sent.
+            raise StaleIndexError(
+                f"{self.scheme}: {self._uri(path)} changed since it was indexed"
+                f" (ETag {found}, the index has {etag}): rebuild the index"
+            )
+
+    def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        if start < 0 or end < start:
+            raise ValueError(f"invalid range [{start}, {end}) for {self._uri(path)}")
+        if end == start:
+            return b""
+        what = f"reading bytes [{start}, {end}) of"
+        request = _range_request(path, start, end, etag)
+        try:
+            response = self.client.get_object(**request)
+            body = response["Body"]
+            try:
+                data: bytes = body.read()
+            finally:
+                body.close()
+        except botocore.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise self._error(err, path, what) from err
+        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+            raise self._error(err, path, what) from err
+        self._check_etag(response, path, etag)
+        content_range = response.get("ContentRange")
+        if content_range:
+            check_content_range(content_range, start, end, len(data), uri=self._uri(path))
+        elif start > 0 or len(data) > end - start:
+            # The whole object came back (the store ignored the range).
+            data = data[start:end]
+        return data
+
+    def get_range_into(
+        self, path: str, start: int, out: memoryview, *, etag: str | None = None
+    ) -> int:
+        """Read bytes from ``start`` straight into ``out``; return how many were written.
+
+        The body is read from the socket into ``out`` without an intermediate copy.
+        With ``etag``, the read is conditional (``If-Match``) and a changed object
+        raises `~cloudfits.errors.StaleIndexError`.
+        """
+        if start < 0:
+            raise ValueError(f"invalid start {start} for {self._uri(path)}")
+        end = start + len(out)
+        if end == start:
+            return 0
+        if self._fast is not None:
+            got = self._fast.read_into(path, start, out, etag=etag, uri=self._uri(path))
+            if got is not None:
+                return got
+        what = f"reading bytes [{start}, {end}) of"
+        request = _range_request(path, start, end, etag)
+        try:
+            response = self.client.get_object(**request)
+            body = response["Body"]
+            try:
+                self._check_etag(response, path, etag)
+                content_range = response.get("ContentRange")
+                if content_range:
+                    raw = getattr(body, "_raw_stream", None)
+                    got = read_body_into(raw, out) if raw is not None else None
+                    if got is None:
+                        got = copy_into(body.read(), out)
+                    check_content_range(content_range, start, end, got, uri=self._uri(path))
+                    return got
+                # The whole object came back (the store ignored the range).
+                return copy_into(body.read()[start:end], out)
+            finally:
+                body.close()
+        except botocore.exceptions.ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code == "InvalidRange":
+                return 0
+            raise self._error(err, path, what) from err
+        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+            raise self._error(err, path, what) from err
+
+    def head(self, path: str) -> ObjectInfo:
+        bucket, key = split_bucket_key(path)
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            raise self._error(err, path, "describing") from err
+        modified = response.get("LastModified")
+        return ObjectInfo(
+            path,
+            int(response["ContentLength"]),
+            str(response.get("ETag", "")).strip('"') or None,
+            modified.isoformat() if modified is not None else None,
+        )
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        bucket, key_prefix = split_bucket_key(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        found: list[ObjectInfo] = []
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=key_prefix):
+                for item in page.get("Contents", []):
+                    modified = item.get("LastModified")
+                    found.append(
+                        ObjectInfo(
+                            f"{bucket}/{item['Key']}",
+                            int(item["Size"]),
+                            str(item.get("ETag", "")).strip('"') or None,
+                            modified.isoformat() if modified is not None else None,
+                        )
+                    )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            raise self._error(err, prefix, "listing") from err
+        # AWS lists in byte order of the keys; some S3-compatible stores do not.
+        found.sort(key=lambda info: info.path.encode("utf-8"))
+        yield from found
+
+    def put_index(self, path: str, data: bytes) -> None:
+        bucket, key = split_bucket_key(path)
+        content_type = "application/gzip" if key.endswith(".gz") else "application/json"
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+            raise self._error(err, path, "writing") from err

@@ -1,0 +1,8 @@
+"""Remote FITS objects: `RemoteFITS`, `RemoteHDU`, `Section`, and `open`."""
+
+from __future__ import annotations
+
+from .hdulist import RemoteFITS, RemoteHDU, Section
+from .opening import open
+
+__all__ = ["RemoteFITS", "RemoteHDU", "Section", "open"]

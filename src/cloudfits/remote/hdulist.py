@@ -1,0 +1,444 @@
+"""`RemoteFITS` and `RemoteHDU`: astropy-like access to a FITS object in a store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+from astropy.io.fits import Header
+from astropy.io.fits.hdu.image import Section as _AstropySection
+
+from ..errors import IndexFormatError
+from ..fetch.reader import ObjectReader
+from ..fetch.spans import FetchOptions
+from ..fetch.stats import ReadStats
+from ..fits.geometry import (
+    HDUKind,
+    card_value,
+    hdu_kind,
+    image_scaling,
+    image_shape,
+    scale_image,
+)
+from ..fits.planner import plan_section
+from ..fits.scan import (
+    HDULayout,
+    header_data_size,
+    parse_header,
+)
+from ..providers.location import ObjectLocation
+from .compressed import TileCompressedImage
+from .info import hdu_summary, print_info
+from .sky import cutout, header_wcs
+from .tables import column_definitions, read_table, row_count
+
+if TYPE_CHECKING:
+    import dask.array
+
+    from ..index.core import FileEntry, FitsIndex
+
+__all__ = ["RemoteFITS", "RemoteHDU", "Section", "open"]
+
+_FETCH_KEYS = ("max_gap", "max_part", "max_concurrency")
+
+
+def split_fetch_options(options: dict[str, Any]) -> tuple[FetchOptions, dict[str, Any]]:
+    tuning = {k: options.pop(k) for k in _FETCH_KEYS if k in options}
+    return FetchOptions.from_environment().updated(**tuning), options
+
+
+class Section(_AstropySection):  # type: ignore[misc]
+    """Numpy-style access to part of an image, reading only the bytes it needs.
+
+    ``hdu.section[key]`` takes any numpy basic index (integers, negative integers,
+    slices with steps, ``...``, ``None``) and returns what ``hdul[n].data[key]``
+    returns in astropy: the same values and dtype, in native byte order. For a
+    tile-compressed image only the tiles the key touches are fetched. Like astropy's
+    ``Section`` (of which it is a subclass) it has ``shape``, ``dtype`` and ``ndim``, so
+    `astropy.nddata.Cutout2D` takes it as lazily as astropy's own.
+    """
+
+    def __init__(self, hdu: RemoteHDU) -> None:
+        super().__init__(hdu)
+        self._hdu = hdu
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The image's numpy shape."""
+        return self._hdu.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The type of the values returned."""
+        return self._hdu.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
+        return len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self._hdu.read_section(key)
+
+    def __repr__(self) -> str:
+        return f"<Section of {self._hdu!r}>"
+
+
+class RemoteHDU:
+    """One HDU of a `RemoteFITS`. The header is in hand; data is read on request."""
+
+    def __init__(self, file: RemoteFITS, number: int, layout: HDULayout) -> None:
+        self.file = file
+        self.number = number
+        self.layout = layout
+        self._layout_checked = False
+
+    def __repr__(self) -> str:
+        return f"<RemoteHDU {self.number} ({self.kind.value}) of {self.file.uri}>"
+
+    @cached_property
+    def raw_header(self) -> Header:
+        """The header as stored in the file (no request).
+
+        The same as `header`, except for a tile-compressed image, where this is the
+        header of the binary table that holds the tiles.
+        """
+        return parse_header(self.layout.header, where=f"{self.file.uri}: HDU {self.number}")
+
+    @cached_property
+    def header(self) -> Header:
+        """The header as an astropy `~astropy.io.fits.Header` (no request).
+
+        For a tile-compressed image, the image header as astropy presents it
+        (``CompImageHDU.header``); the table's own is `raw_header`.
+        """
+        if self.kind.is_compressed:
+            return self.compressed.header
+        return self.raw_header
+
+    @cached_property
+    def kind(self) -> HDUKind:
+        """What the header says this HDU is (`~cloudfits.fits.geometry.HDUKind`)."""
+        return hdu_kind(self.raw_header)
+
+    @cached_property
+    def compressed(self) -> TileCompressedImage:
+        """The tile-compressed image of this HDU (its tile table is read once, then kept)."""
+        if not self.kind.is_compressed:
+            raise TypeError(f"{self!r} is not a tile-compressed image")
+        return TileCompressedImage(self)
+
+    @property
+    def name(self) -> str:
+        """EXTNAME; ``"PRIMARY"`` for HDU 0 without one, else ``""``.
+
+        For a tile-compressed image without an EXTNAME of its own (ZEXTNAME), the
+        EXTNAME of the table that holds it, as astropy names it.
+        """
+        default = "PRIMARY" if self.number == 0 else ""
+        name = card_value(self.header, "EXTNAME", card_value(self.raw_header, "EXTNAME", default))
+        return str(name).strip()
+
+    @property
+    def ver(self) -> int:
+        """EXTVER, or 1 where it is missing or not an integer."""
+        value = card_value(self.header, "EXTVER", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+    @property
+    def is_image(self) -> bool:
+        """True for primary and image HDUs (read with ``section``)."""
+        return self.kind.is_image
+
+    @cached_property
+    def shape(self) -> tuple[int, ...]:
+        """Numpy shape: the image's, or ``(rows,)`` for tables and random groups."""
+        if self.kind.is_compressed:
+            return self.compressed.shape
+        if self.kind.is_image:
+            return image_shape(self.header)
+        return (row_count(self.kind, self.header),)
+
+    @cached_property
+    def dtype(self) -> np.dtype[Any]:
+        """Type of the values returned: astropy's (scaled) image type, or the row type."""
+        if self.kind.is_compressed:
+            return self.compressed.dtype
+        if self.kind.is_image:
+            return image_scaling(self.header).dtype
+        row_type: np.dtype[Any] = np.dtype(self._column_defs.dtype)
+        return row_type
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes of ``shape``."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Bytes of data in the object."""
+        return self.layout.data_size
+
+    @property
+    def section(self) -> Section:
+        """Partial reads of an image with numpy indexing."""
+        self._require_image("section")
+        return Section(self)
+
+    @cached_property
+    def _column_defs(self) -> Any:
+        if self.kind.is_image and not self.kind.is_compressed:
+            raise TypeError(f"{self!r} is an image; it has no columns")
+        return column_definitions(self.kind, self.raw_header)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of a table HDU (of the tile table, for a compressed image)."""
+        return list(self._column_defs.names)
+
+    def _check_layout(self) -> None:
+        """Refuse to read when the layout disagrees with the header (an edited index)."""
+        if self._layout_checked:
+            return
+        where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
+        expected = header_data_size(self.raw_header, where=where)
+        if expected != self.layout.data_size:
+            raise IndexFormatError(
+                f"{where}: the index says {self.layout.data_size} data bytes,"
+                f" the header says {expected}"
+            )
+        self._layout_checked = True
+
+    def _require_image(self, what: str) -> None:
+        if not self.kind.is_image:
+            raise TypeError(f"{self!r} is a {self.kind.value}; use read(rows=, columns=)")
+        if not self.shape:
+            raise TypeError(f"{self!r} has no data ({what} needs NAXIS > 0)")
+
+    def read_section(self, key: Any = ..., **tuning: int) -> np.ndarray:
+        """Read ``data[key]`` of an image; ``tuning`` overrides the fetch options."""
+        self._require_image("read_section")
+        self._check_layout()
+        options = self.file.fetch_options.updated(**tuning)
+        if self.kind.is_compressed:
+            return self.compressed.read(key, options)
+        scaling = image_scaling(self.header)
+        plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
+        raw = self.file.reader.read_runs(
+            self.layout.data_offset, plan.run_offsets, plan.run_nbytes, options
+        )
+        values = raw.view(scaling.raw_dtype).reshape(plan.buffer_shape)
+        result: np.ndarray = scale_image(values, scaling)[plan.finish]
+        return result
+
+    def to_dask(self, chunks: Any = None, **tuning: int) -> dask.array.Array:
+        """A lazy `dask.array.Array` of this image; building it makes no request.
+
+        Each chunk is computed by a planned read of exactly its bytes, with the values
+        and type of `section`. The graph pickles without the open file, so it runs on
+        ``dask.distributed`` workers (see :doc:`dask-arrays`). Needs
+        ``pip install 'cloudfits[dask]'``.
+
+        Parameters
+        ----------
+        chunks : int, tuple, dict or str, optional
+            Anything ``dask.array`` takes (``"auto"`` included). By default the chunks
+            follow the file's layout: the fastest axes whole, the slowest split, each
+            chunk one contiguous byte run of at most dask's ``array.chunk-size``
+            (whole tiles for a tile-compressed image).
+        **tuning
+            ``max_gap``, ``max_part``, ``max_concurrency`` of every chunk read.
+        """
+        from ..scale.daskarray import to_dask
+
+        return to_dask(self, chunks, **tuning)
+
+    def read(self, rows: Any = None, columns: Any = None, **tuning: int) -> Any:
+        """Read table rows and columns as an astropy `~astropy.table.Table`.
+
+        Parameters
+        ----------
+        rows : int, slice, sequence of int or boolean mask, optional
+            The rows (all by default), in the order given.
+        columns : str, int or sequence of them, optional
+            Column names (case-insensitive) or numbers (all by default).
+        **tuning
+            ``max_gap``, ``max_part``, ``max_concurrency`` for this read.
+
+        For an image HDU, tile-compressed or not, ``read()`` returns the whole array
+        (as ``section[...]``); the tile table of a compressed image is read with
+        `read_tile_table`.
+        """
+        if self.kind.is_image:
+            if rows is not None or columns is not None:
+                hint = "; its tile table: read_tile_table()" if self.kind.is_compressed else ""
+                raise TypeError(f"{self!r} is an image; use section[...]{hint}")
+            return self.read_section(..., **tuning)
+        self._check_layout()
+        options = self.file.fetch_options.updated(**tuning)
+        return read_table(self, rows, columns, options)
+
+    def read_tile_table(self, rows: Any = None, columns: Any = None, **tuning: int) -> Any:
+        """Read rows of a compressed image's tile table, as astropy's ``Table.read``
+        of the binary table gives them (one row per tile; compressed bytes included).
+
+        Parameters are those of `read`; only the heap bytes of those rows are fetched.
+        """
+        if not self.kind.is_compressed:
+            raise TypeError(f"{self!r} is not a tile-compressed image; use read()")
+        self._check_layout()
+        options = self.file.fetch_options.updated(**tuning)
+        return read_table(self, rows, columns, options)
+
+    def __getitem__(self, key: Any) -> Any:
+        if self.kind.is_image:
+            return self.read_section(key)
+        if isinstance(key, str):
+            return self.read(columns=[key])[key]
+        if isinstance(key, tuple) and len(key) == 2:
+            row, column = key
+            table = self.read(rows=[row], columns=[column])
+            return table[table.colnames[0]][0]
+        if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
+            return self.read(columns=key)
+        if isinstance(key, (int, np.integer)):
+            return self.read(rows=[key])[0]
+        return self.read(rows=key)
+
+    @cached_property
+    def wcs(self) -> Any:
+        """The image's `astropy.wcs.WCS`, from the indexed header (no request)."""
+        return header_wcs(self)
+
+    def cutout(
+        self, position: Any, size: Any, *, mode: str = "trim", fill_value: float = np.nan
+    ) -> Any:
+        """An `astropy.nddata.Cutout2D` of a 2-D image, fetching only its pixels.
+
+        Parameters
+        ----------
+        position : `~astropy.coordinates.SkyCoord` or (x, y)
+            The centre: a sky position (needs a celestial WCS) or a pixel pair.
+        size : int, pair, or `~astropy.units.Quantity`
+            ``(ny, nx)`` pixels, or angles, as `~astropy.nddata.Cutout2D` takes them.
+        mode, fill_value
+            As for `~astropy.nddata.Cutout2D` (``"trim"``, ``"partial"``, ``"strict"``).
+        """
+        return cutout(self, position, size, mode=mode, fill_value=fill_value)
+
+    def summary(self) -> tuple[int, str, Any, str, int, Any, str, str]:
+        """``(number, name, ver, type, cards, dimensions, format, groups)``, as astropy.
+
+        The row `astropy.io.fits.HDUList.info` shows for this HDU before its data is
+        read (see `cloudfits.remote.info.hdu_summary`).
+        """
+        return hdu_summary(self)
+
+
+class RemoteFITS:
+    """A FITS object in a store, opened from an index entry or by scanning its headers.
+
+    Indexing gives `RemoteHDU` objects: by number, by EXTNAME, or by ``(EXTNAME,
+    EXTVER)``. ``stats`` counts the requests and bytes of every read of this file.
+    """
+
+    def __init__(
+        self,
+        reader: ObjectReader,
+        layouts: Sequence[HDULayout],
+        *,
+        uri: str,
+        size: int,
+        etag: str | None = None,
+        fetch_options: FetchOptions | None = None,
+        stats: ReadStats | None = None,
+        location: ObjectLocation | None = None,
+    ) -> None:
+        self.reader = reader
+        self.location = location
+        self.uri = uri
+        self.size = size
+        self.etag = etag
+        self.fetch_options = fetch_options or FetchOptions.from_environment()
+        self.stats = stats or ReadStats()
+        self.hdus = [RemoteHDU(self, i, layout) for i, layout in enumerate(layouts)]
+
+    @classmethod
+    def from_location(
+        cls,
+        location: ObjectLocation,
+        layouts: Sequence[HDULayout],
+        *,
+        size: int,
+        etag: str | None = None,
+        fetch_options: FetchOptions | None = None,
+    ) -> RemoteFITS:
+        """Open an object whose layout is known, without a request.
+
+        Every read is pinned to ``etag`` when given: a replaced object raises
+        `cloudfits.StaleIndexError` instead of returning other bytes.
+        """
+        stats = ReadStats()
+        reader = ObjectReader(location.provider(), location.path, location.uri, [stats], etag=etag)
+        return cls(
+            reader,
+            layouts,
+            uri=location.uri,
+            size=size,
+            etag=etag,
+            fetch_options=fetch_options,
+            stats=stats,
+            location=location,
+        )
+
+    @classmethod
+    def from_entry(cls, index: FitsIndex, entry: FileEntry, options: dict[str, Any]) -> RemoteFITS:
+        """Open an index entry (see `FitsIndex.open`)."""
+        fetch_options, options = split_fetch_options(dict(options or {}))
+        location = index.data_location(options).below(entry.path)
+        return cls.from_location(
+            location, entry.hdus, size=entry.size, etag=entry.etag, fetch_options=fetch_options
+        )
+
+    def __repr__(self) -> str:
+        return f"<RemoteFITS {self.uri} ({len(self.hdus)} HDUs)>"
+
+    def __len__(self) -> int:
+        return len(self.hdus)
+
+    def __iter__(self) -> Iterator[RemoteHDU]:
+        return iter(self.hdus)
+
+    def __enter__(self) -> RemoteFITS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the shared provider."""
+
+    def index_of(self, key: int | str | tuple[str, int]) -> int:
+        """The HDU number for a number, an EXTNAME or an ``(EXTNAME, EXTVER)`` pair."""
+        if isinstance(key, (int, np.integer)):
+            number = int(key)
+            if not -len(self.hdus) <= number < len(self.hdus):
+                raise IndexError(f"{self.uri} has {len(self.hdus)} HDUs; no HDU {number}")
+            return number % len(self.hdus)
+        name, ver = (key, None) if isinstance(key, str) else key
+        for hdu in self.hdus:
+            if hdu.name.upper() == str(name).upper() and (ver is None or hdu.ver == ver):
+                return hdu.number
+        raise KeyError(f"{self.uri} has no HDU named {key!r}")
+
+    def __getitem__(self, key: int | str | tuple[str, int]) -> RemoteHDU:
+        return self.hdus[self.index_of(key)]
+
+    def info(self, output: TextIO | bool | None = None) -> list[tuple[Any, ...]] | None:
+        """Print a summary of the HDUs, like astropy's ``HDUList.info``.
+
+        With ``output=False``, return the rows instead of printing them.
+        """
+        return print_info(self, output)

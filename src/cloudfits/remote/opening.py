@@ -1,0 +1,60 @@
+"""``cloudfits.open``: a FITS object by URI, its headers scanned on the spot."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..fetch.pool import shared_pool
+from ..fetch.reader import ObjectReader
+from ..fetch.stats import ReadStats
+from ..fits.scan import DEFAULT_SPECULATIVE_READ, padded, scan_fits
+from ..providers.location import ObjectLocation
+from .hdulist import RemoteFITS, split_fetch_options
+
+__all__ = ["open"]
+
+
+def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
+    """Open a FITS object by URI, scanning its headers now (no index needed).
+
+    Parameters
+    ----------
+    uri : str or os.PathLike
+        ``s3://bucket/key.fits``, ``https://host/file.fits``, a local path, ...
+    **options
+        Provider options (``requester_pays=True``, ``endpoint_url=...``), the fetch
+        options ``max_gap``, ``max_part``, ``max_concurrency``, and
+        ``speculative_read`` (bytes read at once where a header starts).
+
+    Notes
+    -----
+    The object's size (``head``) and its first ``speculative_read`` bytes are
+    requested at once; a file whose headers all sit in those bytes, or in one more
+    read after a data block, opens in one or two dependent round trips.
+    """
+    fetch_options, options = split_fetch_options(dict(options))
+    speculative = int(options.pop("speculative_read", DEFAULT_SPECULATIVE_READ))
+    location = ObjectLocation.from_uri(uri, **options)
+    provider, path, shown = location.provider(), location.path, location.uri
+    stats = ReadStats()
+    reader = ObjectReader(provider, path, shown, [stats])
+    # One round trip for the size and the first headers: both requests at once.
+    head = shared_pool(fetch_options.max_concurrency).submit(provider.head, path)
+    try:
+        first = reader.read_prefix(0, padded(speculative))
+    finally:
+        info = head.result()
+    # From here on every read is pinned to the version head() describes.
+    reader.etag = info.etag
+    layouts = scan_fits(reader.read, info.size, name=shown, speculative=speculative, initial=first)
+    return RemoteFITS(
+        reader,
+        layouts,
+        uri=shown,
+        size=info.size,
+        etag=info.etag,
+        fetch_options=fetch_options,
+        stats=stats,
+        location=location,
+    )

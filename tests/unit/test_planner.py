@@ -1,0 +1,116 @@
+"""The planner is pure: check it against numpy slicing of in-memory arrays."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, basic_indices
+
+from cloudfits.fetch import coalesce, split_parts
+from cloudfits.fits.planner import plan_section
+
+
+def _gather(array: np.ndarray, key: object) -> tuple[np.ndarray, object]:
+    raw = array.tobytes()
+    plan = plan_section(array.shape, array.itemsize, key)
+    chunks = [raw[o : o + plan.run_nbytes] for o in plan.run_offsets.tolist()]
+    buffer = np.frombuffer(b"".join(chunks), dtype=array.dtype).reshape(plan.buffer_shape)
+    return buffer[plan.finish], plan
+
+
+@st.composite
+def arrays_and_keys(draw: st.DrawFn) -> tuple[np.ndarray, object]:
+    shape = draw(array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=7))
+    key = draw(basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
+    itemsize = draw(st.sampled_from([1, 2, 4, 8]))
+    array = np.arange(int(np.prod(shape)), dtype=f"<u{itemsize}").reshape(shape)
+    return array, key
+
+
+@settings(max_examples=1000, deadline=None)
+@given(arrays_and_keys())
+def test_plan_reproduces_numpy_basic_indexing(case: tuple[np.ndarray, object]) -> None:
+    array, key = case
+    got, plan = _gather(array, key)
+    expected = array[key]
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)
+    # Exact: the runs hold exactly the selected elements, no byte more.
+    assert plan.nbytes == expected.size * array.itemsize
+    offsets = plan.run_offsets
+    assert np.all(np.diff(offsets) >= plan.run_nbytes), "runs must be ascending and disjoint"
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays_and_keys(), st.integers(0, 64))
+def test_coalesced_spans_cover_runs_exactly(case: tuple[np.ndarray, object], max_gap: int) -> None:
+    """Spans are disjoint, separated by at least max_gap bytes, and hold every run."""
+    array, key = case
+    plan = plan_section(array.shape, array.itemsize, key)
+    spans = coalesce(plan.run_offsets, plan.run_nbytes, max_gap)
+    if plan.nbytes == 0:
+        assert spans == []
+        return
+    assert spans[0].first_run == 0
+    assert spans[-1].last_run == plan.run_offsets.size
+    for before, after in itertools.pairwise(spans):
+        assert before.last_run == after.first_run
+        gap = after.start - before.end
+        assert gap > 0
+        assert gap >= max_gap
+    for span in spans:
+        runs = plan.run_offsets[span.first_run : span.last_run]
+        assert span.start == runs[0]
+        assert span.end == runs[-1] + plan.run_nbytes
+        # Inside a span, the bytes skipped between runs are each below max_gap.
+        inner_gaps = np.diff(runs) - plan.run_nbytes
+        assert np.all(inner_gaps >= 0)
+        assert np.all((inner_gaps == 0) | (inner_gaps < max(max_gap, 1)))
+
+
+def test_tess_cutout_is_one_run_per_row() -> None:
+    shape = (64, 64, 20, 2)
+    plan = plan_section(shape, 4, (slice(10, 20), slice(30, 40), slice(None), slice(None)))
+    assert plan.run_offsets.size == 10
+    assert plan.run_nbytes == 10 * 20 * 2 * 4
+    row = 64 * 20 * 2 * 4
+    assert plan.run_offsets.tolist() == [(10 + i) * row + 30 * 20 * 2 * 4 for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        ((0, 0, 0), IndexError),
+        ((5,), IndexError),
+        ((-6,), IndexError),
+        ((..., ...), IndexError),
+        (([0, 1],), TypeError),
+        ((np.array([True, False]),), TypeError),
+        ((1.5,), TypeError),
+        ((True,), TypeError),
+    ],
+)
+def test_invalid_keys_raise_like_numpy(key: tuple[object, ...], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        plan_section((5, 4), 4, key)
+
+
+def test_coalesce_merges_small_gaps_only() -> None:
+    offsets = np.array([0, 100, 200, 10_000, 10_050], dtype=np.int64)
+    spans = coalesce(offsets, 50, max_gap=60)
+    assert [(s.start, s.end, s.first_run, s.last_run) for s in spans] == [
+        (0, 250, 0, 3),
+        (10_000, 10_100, 3, 5),
+    ]
+    # With no gap allowed, only touching runs merge.
+    spans = coalesce(offsets, 50, max_gap=0)
+    assert [(s.start, s.end) for s in spans] == [(0, 50), (100, 150), (200, 250), (10_000, 10_100)]
+
+
+def test_split_parts_covers_span_exactly() -> None:
+    parts = split_parts(10, 1_000, 300)
+    assert parts == [(10, 257), (257, 505), (505, 752), (752, 1000)]

@@ -13,7 +13,9 @@ astrocut is an optional dependency (``pip install cloudfits[tess]``).
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
     from ..remote.hdulist import RemoteFITS, RemoteHDU
 
-__all__ = ["tess_cutout"]
+__all__ = ["cube_pieces", "cutout_file_name", "cutout_limits", "tess_cutout"]
 
 
 def _hdu_from_store(hdu: RemoteHDU, cls: Any) -> Any:
@@ -58,19 +60,38 @@ class _CubeImage:
         self.shape = hdu.shape
 
 
-class _RemoteCube:
-    """The cube as astrocut sees an opened ``HDUList``: HDUs 0 to 2, and ``close``."""
+def cube_pieces(rf: RemoteFITS) -> tuple[fits.PrimaryHDU, fits.BinTableHDU]:
+    """The primary HDU and the frame table of a TESS cube, each read whole in one request.
 
-    def __init__(self, rf: RemoteFITS) -> None:
-        if len(rf) < 3 or not rf[1].kind.is_image or len(rf[1].shape) != 4:
-            raise FitsFormatError(
-                f"{rf.uri}: not a TESS cube (an image of 4 axes in HDU 1 and a table in HDU 2)"
-            )
-        self._hdus = [
-            _hdu_from_store(rf[0], fits.PrimaryHDU),
-            _CubeImage(rf[1]),
-            _hdu_from_store(rf[2], fits.BinTableHDU),
-        ]
+    Every cutout of the cube shares them, so a caller making many keeps them.
+
+    Raises
+    ------
+    FitsFormatError
+        When ``rf`` is not laid out as a TESS cube.
+    """
+    if len(rf) < 3 or not rf[1].kind.is_image or len(rf[1].shape) != 4:
+        raise FitsFormatError(
+            f"{rf.uri}: not a TESS cube (an image of 4 axes in HDU 1 and a table in HDU 2)"
+        )
+    return _hdu_from_store(rf[0], fits.PrimaryHDU), _hdu_from_store(rf[2], fits.BinTableHDU)
+
+
+class _RemoteCube:
+    """The cube as astrocut sees an opened ``HDUList``: HDUs 0 to 2, and ``close``.
+
+    ``pieces`` (from `cube_pieces`) and ``image`` (anything with the ``header``,
+    ``section`` and ``shape`` of HDU 1) let many cutouts share one read of each.
+    """
+
+    def __init__(
+        self,
+        rf: RemoteFITS,
+        pieces: tuple[fits.PrimaryHDU, fits.BinTableHDU] | None = None,
+        image: Any = None,
+    ) -> None:
+        primary, table = pieces or cube_pieces(rf)
+        self._hdus = [primary, image or _CubeImage(rf[1]), table]
 
     def __getitem__(self, number: int) -> Any:
         return self._hdus[number]
@@ -92,12 +113,22 @@ def _cutout_class() -> Any:
     class RemoteTessCubeCutout(TessCubeCutout):  # type: ignore[misc]
         """astrocut's TESS cube cutout, with the cube read through cloudfits."""
 
-        def __init__(self, rf: RemoteFITS, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, rf: RemoteFITS, *args: Any, defer: bool = False, **kwargs: Any) -> None:
+            # ``defer``: astrocut cuts in its constructor; a batch first asks every
+            # target for its pixel limits, reads them together, then calls ``cutout``.
             self._remote = rf
+            self._defer = defer
+            self.cube: _RemoteCube | None = None
             super().__init__([rf.uri], *args, **kwargs)
 
+        def cutout(self) -> Any:
+            if self._defer:
+                self._defer = False
+                return None
+            return super().cutout()
+
         def _load_file_data(self, file: Any) -> _RemoteCube:
-            return _RemoteCube(self._remote)
+            return self.cube or _RemoteCube(self._remote)
 
         def _get_cutout_limits(self, *args: Any, **kwargs: Any) -> Any:
             # astrocut fails with a numpy error on a cutout wholly off the cube; say so.
@@ -110,6 +141,25 @@ def _cutout_class() -> Any:
             return limits
 
     return RemoteTessCubeCutout
+
+
+def cutout_limits(made: Any, wcs: Any) -> Any:
+    """astrocut's pixel limits ``[[x0, x1], [y0, y1]]`` of a cutout object's target."""
+    astrocut_method = super(type(made), made)._get_cutout_limits  # not our override
+    if "coordinates" in inspect.signature(astrocut_method).parameters:
+        return made._get_cutout_limits(made._coordinates, wcs)
+    return made._get_cutout_limits(wcs)
+
+
+def cutout_file_name(made: Any, uri: str) -> str:
+    """The name astrocut's ``write_as_zip`` gives the target-pixel file of ``uri``."""
+    # rstrip, not removesuffix: astrocut strips characters, and names must match its own.
+    stem = PurePosixPath(uri).stem.rstrip("-cube")
+    if "coordinates" in inspect.signature(made._make_cutout_filename).parameters:
+        name: str = made._make_cutout_filename(stem, made._coordinates)
+    else:
+        name = made._make_cutout_filename(stem)
+    return name
 
 
 def tess_cutout(

@@ -35,6 +35,7 @@ from .providers.base import ObjectInfo, Provider, ProviderSpec
 from .providers.hookspecs import hookimpl
 from .providers.registry import ProviderRegistry, get_registry
 from .remote import RemoteFITS, RemoteHDU, Section, open
+from .scale.cutouts import batch_cutouts
 
 _compat.install()
 
@@ -69,6 +70,7 @@ __all__ = [
     "TransientProviderError",
     "UnsupportedOperationError",
     "__version__",
+    "batch_cutouts",
     "build_index",
     "download_index",
     "get_registry",

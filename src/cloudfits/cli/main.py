@@ -78,6 +78,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("cutout", "cloudfits.cli.cutout", "cutout around RA/Dec as FITS (and PNG)"),
     Command("verify", "cloudfits.cli.verify", "check an index against its store"),
     Command("search", "cloudfits.cli.search", "HDUs whose headers match an expression"),
+    Command("serve", "cloudfits.cli.serve", "TESSCut-compatible cutout service over an index"),
     # Further subcommands are added here, one line each.
 )
 

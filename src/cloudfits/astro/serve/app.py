@@ -1,0 +1,103 @@
+"""The ASGI application: routes, and the factory uvicorn workers call.
+
+Starlette, under uvicorn: see :doc:`/serve` for the measurement behind the choice.
+`create_app` builds an application over a loaded index; `app_from_environment` is
+the factory each uvicorn worker process calls (``cloudfits serve --workers N``),
+reading the index URI and the provider options from ``CLOUDFITS_SERVE_INDEX`` and
+``CLOUDFITS_SERVE_OPTIONS`` (JSON of the command-line provider flags: never a
+secret, which stays in the provider's own configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ...index.build import load_index
+from ...uri import redact_uri
+from . import api, page, tesscut
+from .accesslog import AccessLog
+from .catalog import Catalog
+from .context import ServeContext, endpoint
+from .limits import ServeLimits
+
+__all__ = ["INDEX_VARIABLE", "OPTIONS_VARIABLE", "app_from_environment", "create_app"]
+
+INDEX_VARIABLE = "CLOUDFITS_SERVE_INDEX"
+OPTIONS_VARIABLE = "CLOUDFITS_SERVE_OPTIONS"
+log = logging.getLogger("cloudfits.serve")
+_TESSCUT = "/tesscut/api/v0.1"
+
+
+async def _health(request: Any) -> Response:
+    context: ServeContext = request.app.state.context
+    catalog = context.catalog
+    return JSONResponse(
+        {
+            "status": "ok",
+            "files": len(catalog.paths),
+            "cubes": len(catalog.cubes),
+            "active": context.gate.active,
+            "admitted": context.gate.admitted,
+        }
+    )
+
+
+def create_app(
+    catalog: Catalog | Any, limits: ServeLimits | None = None, **options: Any
+) -> Starlette:
+    """The service over an index.
+
+    Parameters
+    ----------
+    catalog : Catalog or FitsIndex
+        The index (a `~cloudfits.FitsIndex` is wrapped in a `Catalog`, computing
+        its footprints now).
+    limits : ServeLimits, optional
+        What one worker accepts (``ServeLimits.from_environment()`` by default).
+    **options
+        Provider options for reading the data, when ``catalog`` is an index.
+    """
+    if not isinstance(catalog, Catalog):
+        catalog = Catalog(catalog, options)
+    context = ServeContext(catalog, limits or ServeLimits.from_environment())
+    both = ["GET", "POST"]
+    routes = [
+        Route("/", endpoint(page.page), methods=["GET"]),
+        Route("/healthz", endpoint(_health), methods=["GET"]),
+        Route(f"{_TESSCUT}/sector", endpoint(tesscut.sector), methods=both),
+        Route(f"{_TESSCUT}/astrocut", endpoint(tesscut.astrocut, gated=True), methods=both),
+        Route("/api/v1/files", endpoint(api.files), methods=["GET"]),
+        Route("/api/v1/header", endpoint(api.header), methods=["GET"]),
+        Route("/api/v1/cutout", endpoint(api.cutout, gated=True), methods=["GET"]),
+        Route("/api/v1/batch", endpoint(api.batch, gated=True), methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(AccessLog)])
+    app.state.context = context
+    log.info(
+        "serving %d files (%d TESS cubes) of %s; footprints in %.2fs, %d requests, %d bytes",
+        len(catalog.paths),
+        len(catalog.cubes),
+        redact_uri(catalog.index.uri or catalog.index.data_uri),
+        catalog.startup_seconds,
+        catalog.startup.requests,
+        catalog.startup.bytes,
+    )
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The application of one uvicorn worker (see the module)."""
+    uri = os.environ.get(INDEX_VARIABLE)
+    if not uri:
+        raise RuntimeError(f"{INDEX_VARIABLE} names no index")
+    options: dict[str, Any] = json.loads(os.environ.get(OPTIONS_VARIABLE) or "{}")
+    index = load_index(uri, **options)
+    return create_app(Catalog(index, options))

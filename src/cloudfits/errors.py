@@ -25,7 +25,30 @@ __all__ = [
 
 
 class CloudFitsError(Exception):
-    """Base class of every cloudfits error."""
+    """Base class of every cloudfits error.
+
+    Parameters
+    ----------
+    *args
+        As for `Exception`; the first is the message.
+    hint : str, optional
+        What the user may do about it, naming Python keywords (``requester_pays=True``).
+        ``str(err)`` is the message, then ``"; "`` and the hint. The command line
+        rewrites the hint with its flags (``--requester-pays``) before printing it.
+
+    Attributes
+    ----------
+    hint : str
+        The advice, or ``""``.
+    """
+
+    def __init__(self, *args: object, hint: str = "") -> None:
+        super().__init__(*args)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class CloudFitsWarning(UserWarning):

@@ -185,8 +185,8 @@ def test_s3_and_spaces_never_show_the_keys(
         lambda: cloudfits.open(f"{base}/data/a.fits", endpoint_url=endpoint),
     ):
         collector.expect(AccessDeniedError, "wrong secret", call)
-    assert "requester_pays=True" in collector.texts[-1][1]
-    assert "--requester-pays" in collector.texts[-1][1]
+    assert "SignatureDoesNotMatch" in collector.texts[-1][1]
+    assert "AWS_SECRET_ACCESS_KEY" in collector.texts[-1][1]
 
 
 @pytest.mark.s3
@@ -212,7 +212,7 @@ def test_command_line_never_shows_the_keys(
         _credentials_env(tmp_path, WRONG_SECRET),
     )
     assert wrong.returncode == 1
-    assert "--requester-pays" in wrong.stderr
+    assert "SignatureDoesNotMatch" in wrong.stderr
     collector.add("cloudfits info, wrong secret", wrong.stdout + wrong.stderr)
 
 

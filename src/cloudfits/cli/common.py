@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ __all__ = [
     "add_json_argument",
     "add_provider_arguments",
     "add_quiet_argument",
+    "cli_hint",
     "options_for",
     "progress_bar",
     "provider_flags",
@@ -68,7 +70,36 @@ def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
 
 def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The provider options given on the command line, as keyword options."""
-    return {k: getattr(args, k) for k in PROVIDER_FLAGS if getattr(args, k, None) is not None}
+    flags = {k: getattr(args, k) for k in PROVIDER_FLAGS if getattr(args, k, None) is not None}
+    if flags.get("anonymous") and flags.get("requester_pays"):
+        raise UsageError(
+            "--anonymous and --requester-pays contradict each other: requester-pays bills"
+            " the account that signs the requests"
+        )
+    return flags
+
+
+# A Python keyword in an error's hint (``requester_pays=True``, ``profile=NAME``).
+_KEYWORD = re.compile(r"\b([a-z][a-z0-9_]*)=(True|[A-Z][A-Z0-9_]*)\b")
+
+
+def cli_hint(hint: str, flags: Any = None) -> str:
+    """``hint`` with the Python keywords of options that are flags written as flags.
+
+    ``"pass requester_pays=True"`` becomes ``"pass --requester-pays"`` and
+    ``"profile=NAME"`` ``"--profile NAME"``; a keyword without a flag of that name
+    (in ``flags``, by default every flag of the provider options) stays as it is.
+    """
+    known = set(PROVIDER_FLAGS if flags is None else flags)
+
+    def flag(match: re.Match[str]) -> str:
+        name, value = match.groups()
+        if name not in known:
+            return match.group(0)
+        option = "--" + name.replace("_", "-")
+        return option if value == "True" else f"{option} {value}"
+
+    return _KEYWORD.sub(flag, hint)
 
 
 def options_for(spec: Any, flags: dict[str, Any]) -> dict[str, Any]:

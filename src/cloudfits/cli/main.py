@@ -26,6 +26,7 @@ from .common import (
     EXIT_USAGE,
     UsageError,
     add_provider_arguments,
+    cli_hint,
     provider_flags,
 )
 from .index import add_arguments as _add_index_arguments
@@ -148,6 +149,13 @@ def _summarize(args: argparse.Namespace, before: dict[str, int]) -> None:
     print(f"cloudfits: {line}", file=sys.stderr)
 
 
+def _for_cli(err: BaseException) -> str:
+    """The message of ``err`` with its advice in command-line flags."""
+    if isinstance(err, CloudFitsError) and err.hint:
+        err.hint = cli_hint(err.hint)
+    return str(err)
+
+
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run a parsed command; map its exceptions to exit codes and messages."""
     before = process_stats.snapshot()
@@ -158,10 +166,10 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except ProviderConfigError as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {_for_cli(err)}", file=sys.stderr)
         return EXIT_USAGE
     except (CloudFitsError, OSError, ValueError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {_for_cli(err)}", file=sys.stderr)
         return EXIT_ERROR
     except (KeyError, IndexError) as err:
         print(f"{parser.prog}: error: {err.args[0] if err.args else err}", file=sys.stderr)

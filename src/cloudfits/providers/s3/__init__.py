@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..base import ProviderSpec
 from ..hookspecs import hookimpl
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..registry import ProviderRegistry
     from .client import S3Provider
 
-__all__ = ["S3Config", "S3Provider", "split_bucket_key"]
+__all__ = ["S3Config", "S3Provider", "check_anonymous", "split_bucket_key"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,8 +41,12 @@ class S3Config:
         The bucket's region (default: boto3's, else ``us-east-1``).
     profile : str or None
         A named profile of the AWS configuration files.
-    anonymous : bool
-        Send unsigned requests (public buckets, no credentials needed).
+    anonymous : bool or "auto"
+        ``"auto"`` (the default): sign requests when boto3 finds credentials, send them
+        unsigned when it finds none (public buckets need no account; one INFO log line
+        says so). ``True``: always unsigned. ``False``: always signed, so missing
+        credentials are an error. Requester-pays requests are always signed: they bill
+        the account that signs them.
     max_pool_connections : int
         Size of the HTTP connection pool; reads use up to this many connections.
     connect_timeout, read_timeout : float
@@ -59,12 +63,27 @@ class S3Config:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
-    anonymous: bool = False
+    anonymous: bool | Literal["auto"] = "auto"
     max_pool_connections: int = 64
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5
     presigned_reads: bool = True
+
+    def __post_init__(self) -> None:
+        check_anonymous(self.anonymous, requester_pays=self.requester_pays)
+
+
+def check_anonymous(anonymous: object, *, requester_pays: bool = False) -> None:
+    """Refuse an ``anonymous`` that is not True, False or ``"auto"``, or one that
+    contradicts ``requester_pays`` (which bills the account signing the requests)."""
+    if not (anonymous is True or anonymous is False or anonymous == "auto"):
+        raise ValueError(f"anonymous must be True, False or 'auto', not {anonymous!r}")
+    if anonymous is True and requester_pays:
+        raise ValueError(
+            "anonymous=True and requester_pays=True contradict each other: requester-pays"
+            " bills the account that signs the requests"
+        )
 
 
 def split_bucket_key(path: str) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from botocore import UNSIGNED
 
 from ...errors import (
     AccessDeniedError,
+    CloudFitsError,
     ObjectNotFoundError,
     ProviderError,
     StaleIndexError,
@@ -26,6 +28,7 @@ from . import S3Config, split_bucket_key
 from .presigned import URL_SECONDS, PresignedReads
 
 __all__ = ["S3Provider"]
+logger = logging.getLogger(__name__)
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
 _DENIED = {
     "AccessDenied",
@@ -46,6 +49,8 @@ _THROTTLED = {
     "InternalError",
     "ServiceUnavailable",
 }
+# The store refused the credentials themselves: requester-pays is not the question.
+_BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 _STALE = {"PreconditionFailed", "412"}
 # Errors of a body read from the socket directly (urllib3, http.client).
 _TRANSIENT_STREAM: tuple[type[Exception], ...] = (
@@ -85,6 +90,7 @@ class S3Provider:
         self._client: Any = None
         self._session: Any = None
         self._fast: PresignedReads | None = None
+        self._unsigned = config.anonymous is True
         if config.presigned_reads:
             signed = {"x-amz-request-payer": "requester"} if config.requester_pays else {}
             self._fast = PresignedReads(
@@ -120,7 +126,8 @@ class S3Provider:
         }
         # Signature version 4 for requests and presigned URLs alike (boto3 would
         # presign with the legacy version 2 for some endpoints).
-        options["signature_version"] = UNSIGNED if c.anonymous else "s3v4"
+        self._unsigned = not self._signs(session)
+        options["signature_version"] = UNSIGNED if self._unsigned else "s3v4"
         client = session.client(
             "s3",
             region_name=region,
@@ -130,6 +137,24 @@ class S3Provider:
         if c.requester_pays:
             client.meta.events.register("before-sign.s3", _add_requester_pays)
         return client
+
+    def _signs(self, session: Any) -> bool:
+        """Whether requests are signed: ``anonymous="auto"`` asks botocore for credentials."""
+        c = self.config
+        if c.anonymous != "auto":
+            return not c.anonymous
+        if c.requester_pays:
+            return True  # requester-pays bills the signer: unsigned cannot work
+        try:
+            found = session.get_credentials() is not None
+        except botocore.exceptions.BotoCoreError:
+            found = False
+        if not found:
+            logger.info(
+                "%s: no AWS credentials found; sending unsigned requests (public data only)",
+                self.scheme,
+            )
+        return found
 
     def _presign(self, path: str) -> str | None:
         bucket, key = split_bucket_key(path)
@@ -164,16 +189,45 @@ class S3Provider:
 
     def _error(self, err: Exception, path: str, what: str) -> Exception:
         found = self._classify(err, path, what)
-        return type(found)(self._scrub(str(found)))
+        message = found.args[0] if found.args else ""
+        hint = self._scrub(found.hint)
+        return type(found)(self._scrub(str(message)), hint=hint)
 
-    def _classify(self, err: Exception, path: str, what: str) -> Exception:
+    def _denied_hint(self, code: str) -> str:
+        """What to do about a refusal, in the Python keywords (the CLI rewrites them)."""
+        if self._unsigned:
+            how = (
+                "no credentials were sent (none found)"
+                if self.config.anonymous == "auto"
+                else "no credentials were sent (anonymous=True)"
+            )
+            return (
+                f"{how}: for a private bucket configure AWS credentials"
+                " (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile=NAME);"
+                " if the bucket is requester-pays, configure credentials and pass"
+                " requester_pays=True to accept its charges"
+            )
+        if code in _BAD_CREDENTIALS:
+            return (
+                "the store refused the credentials: check AWS_ACCESS_KEY_ID,"
+                " AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the profile"
+            )
+        if not self.config.requester_pays:
+            return "if the bucket is requester-pays, pass requester_pays=True to accept its charges"
+        return ""
+
+    def _classify(self, err: Exception, path: str, what: str) -> CloudFitsError:
         uri = self._uri(path)
         if isinstance(err, (*_TRANSIENT_BOTOCORE, *_TRANSIENT_STREAM)):
             return TransientProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}")
         if isinstance(err, botocore.exceptions.NoCredentialsError):
+            public = (
+                "" if self.config.requester_pays else ", or for a public bucket pass anonymous=True"
+            )
             return AccessDeniedError(
-                f"{self.scheme}: {what} {uri}: no credentials found; configure AWS"
-                " credentials, or pass anonymous=True for a public bucket"
+                f"{self.scheme}: {what} {uri}: no credentials found",
+                hint=f"configure AWS credentials (AWS_ACCESS_KEY_ID and"
+                f" AWS_SECRET_ACCESS_KEY, or profile=NAME){public}",
             )
         if isinstance(err, botocore.exceptions.ClientError):
             code = str(err.response.get("Error", {}).get("Code", ""))
@@ -190,14 +244,9 @@ class S3Provider:
             if code in _NOT_FOUND or status == "404":
                 return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found ({code})")
             if code in _DENIED or status == "403":
-                hint = ""
-                if not self.config.requester_pays:
-                    hint = (
-                        "; if the bucket is requester-pays, pass requester_pays=True"
-                        " (--requester-pays) to accept its charges"
-                    )
                 return AccessDeniedError(
-                    f"{self.scheme}: {what} {uri}: access denied ({code}){hint}"
+                    f"{self.scheme}: {what} {uri}: access denied ({code or 'HTTP 403'})",
+                    hint=self._denied_hint(code),
                 )
             message = str(err.response.get("Error", {}).get("Message", ""))
             return ProviderError(
@@ -294,7 +343,9 @@ class S3Provider:
         bucket, key = split_bucket_key(path)
         try:
             response = self.client.head_object(Bucket=bucket, Key=key)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        except botocore.exceptions.ClientError as err:
+            raise self._error(self._with_code(err, bucket, key), path, "describing") from err
+        except botocore.exceptions.BotoCoreError as err:
             raise self._error(err, path, "describing") from err
         modified = response.get("LastModified")
         return ObjectInfo(
@@ -303,6 +354,21 @@ class S3Provider:
             str(response.get("ETag", "")).strip('"') or None,
             modified.isoformat() if modified is not None else None,
         )
+
+    def _with_code(
+        self, err: botocore.exceptions.ClientError, bucket: str, key: str
+    ) -> botocore.exceptions.ClientError:
+        """A HEAD refusal has no body, so no AWS error code: a one-byte GET tells it."""
+        if str(err.response.get("Error", {}).get("Code", "")) not in ("403", "Forbidden"):
+            return err
+        try:
+            self.client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")["Body"].close()
+        except botocore.exceptions.ClientError as found:
+            if found.response.get("Error", {}).get("Code") not in (None, "", "403"):
+                return found
+        except (botocore.exceptions.BotoCoreError, OSError):
+            pass
+        return err
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         bucket, key_prefix = split_bucket_key(prefix)

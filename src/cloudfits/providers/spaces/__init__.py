@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..base import ProviderSpec
 from ..hookspecs import hookimpl
+from ..s3 import check_anonymous
 
 if TYPE_CHECKING:
     from ..registry import ProviderRegistry
@@ -40,11 +41,14 @@ class SpacesConfig:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
-    anonymous: bool = False
+    anonymous: bool | Literal["auto"] = "auto"
     max_pool_connections: int = 64
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5
+
+    def __post_init__(self) -> None:
+        check_anonymous(self.anonymous)
 
 
 def _bucket_uri(bucket: str, config: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import traceback
 import uuid
 from collections.abc import Callable
@@ -186,3 +187,27 @@ def test_listing_follows_pages(container: Any, azurite: AzuriteServer) -> None:
         targets = [r.target for r in proxy.records]
     assert len(targets) == 3
     assert all("maxresults=2" in t for t in targets)
+
+
+def test_auto_is_anonymous_without_a_secret_and_false_requires_one(
+    container: Any,
+    azurite: AzuriteServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    azurite.service_client().get_container_client(PUBLIC).upload_blob(
+        "auto.bin", b"public bytes", overwrite=True
+    )
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    auto = AzureProvider(AzureConfig(account_url=azurite.account_url))
+    assert auto.config.anonymous == "auto"
+    with caplog.at_level(logging.INFO, logger="cloudfits_azure"):
+        assert auto.get_range(f"{PUBLIC}/auto.bin", 0, 6) == b"public"
+    assert [r for r in caplog.records if "anonymous" in r.getMessage()]
+    required = AzureProvider(AzureConfig(account_url=azurite.account_url, anonymous=False))
+    with pytest.raises(AccessDeniedError, match="no credentials found") as caught:
+        required.get_range(f"{PUBLIC}/auto.bin", 0, 6)
+    assert "AZURE_STORAGE_KEY" in caught.value.hint
+    with pytest.raises(ValueError, match="anonymous"):
+        AzureConfig(anonymous="yes")  # type: ignore[arg-type]

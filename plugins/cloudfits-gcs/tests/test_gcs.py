@@ -8,6 +8,7 @@ skip there, saying so.
 from __future__ import annotations
 
 import http.server
+import logging
 import threading
 import urllib.error
 import urllib.request
@@ -22,6 +23,7 @@ from cloudfits_gcs.provider import GCSProvider
 
 import cloudfits
 from cloudfits import (
+    AccessDeniedError,
     ObjectNotFoundError,
     ProviderConfigError,
     StaleIndexError,
@@ -257,3 +259,36 @@ def test_served_generation_other_than_asked_is_stale(
     with pytest.raises(StaleIndexError, match=rf"gs://{path}: .*generation {new} was served"):
         provider.get_range(path, 0, 5, etag=etag)
     assert provider.get_range(path, 0, 6, etag=new) == b"second"
+
+
+@pytest.fixture
+def no_google_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Nothing for Application Default Credentials to find, and no metadata server."""
+    for name in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+
+
+@pytest.mark.usefixtures("no_google_credentials")
+def test_auto_without_credentials_reads_anonymously_and_false_refuses(
+    bucket: Any, gcs_server: GCSServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = f"auto-{uuid.uuid4().hex[:8]}/a.bin"
+    bucket.blob(key).upload_from_string(b"0123456789")
+    with RecordingProxy(gcs_server.endpoint_url) as proxy:
+        auto = GCSProvider(GCSConfig(endpoint_url=proxy.url))
+        assert auto.config.anonymous == "auto"
+        with caplog.at_level(logging.INFO, logger="cloudfits_gcs"):
+            assert auto.get_range(f"{BUCKET}/{key}", 2, 5) == b"234"
+        assert [r for r in caplog.records if "anonymous" in r.getMessage()]
+        assert proxy.records
+        assert not any("authorization" in r.headers for r in proxy.records)
+    forced = GCSProvider(GCSConfig(endpoint_url=gcs_server.endpoint_url, anonymous=False))
+    with pytest.raises(AccessDeniedError, match="no Google credentials") as caught:
+        forced.get_range(f"{BUCKET}/{key}", 0, 2)
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in caught.value.hint
+    with pytest.raises(ValueError, match="anonymous"):
+        GCSConfig(anonymous="yes")  # type: ignore[arg-type]

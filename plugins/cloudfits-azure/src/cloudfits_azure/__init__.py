@@ -7,7 +7,7 @@ entry point group. The Azure SDK is imported only when an ``az://`` URI is first
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import cloudfits
 from cloudfits import ProviderSpec
@@ -44,8 +44,11 @@ class AzureConfig:
         The account's shared key.
     sas_token : str or None
         A shared access signature.
-    anonymous : bool
-        Send no credentials, whatever the environment holds.
+    anonymous : bool or "auto"
+        ``"auto"`` (the default): the key, SAS or connection string found in the options
+        or the environment, and no credentials when there is none (public containers;
+        one INFO log line says so). ``True``: no credentials, whatever the environment
+        holds. ``False``: a credential is required, and its absence is an error.
     max_pool_connections : int
         Size of the HTTP connection pool; concurrent reads use up to this many.
     timeout : float
@@ -59,10 +62,14 @@ class AzureConfig:
     connection_string: str | None = field(default=None, repr=False)
     account_key: str | None = field(default=None, repr=False)
     sas_token: str | None = field(default=None, repr=False)
-    anonymous: bool = False
+    anonymous: bool | Literal["auto"] = "auto"
     max_pool_connections: int = 64
     timeout: float = 60.0
     list_page_size: int = 5000
+
+    def __post_init__(self) -> None:
+        if not (self.anonymous is True or self.anonymous is False or self.anonymous == "auto"):
+            raise ValueError(f"anonymous must be True, False or 'auto', not {self.anonymous!r}")
 
 
 def _make_provider(config: AzureConfig, scheme: str) -> AzureProvider:

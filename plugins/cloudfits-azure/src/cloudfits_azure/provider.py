@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from cloudfits import (
 )
 
 from . import AzureConfig
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["AzureProvider", "split_container_blob"]
 
@@ -103,7 +106,7 @@ class AzureProvider:
             None if explicit_account else _env("AZURE_STORAGE_CONNECTION_STRING")
         )
         transport = self._transport()
-        if connection and not c.anonymous:
+        if connection and c.anonymous is not True:
             self._credential_kind = "connection string"
             return BlobServiceClient.from_connection_string(connection, transport=transport)
         parsed = _parse_connection_string(connection) if connection else {}
@@ -121,7 +124,7 @@ class AzureProvider:
                 " AZURE_STORAGE_CONNECTION_STRING"
             )
         credential: Any = None
-        if not c.anonymous:
+        if c.anonymous is not True:
             sas = c.sas_token or _env("AZURE_STORAGE_SAS_TOKEN")
             key = c.account_key or _env("AZURE_STORAGE_KEY", "AZURE_STORAGE_ACCOUNT_KEY")
             if sas:
@@ -130,6 +133,15 @@ class AzureProvider:
                 name = account or _account_from_url(url)
                 credential = {"account_name": name, "account_key": key}
                 self._credential_kind = "account key"
+            elif c.anonymous is False:
+                raise AccessDeniedError(
+                    f"azure: no credentials found for {url}",
+                    hint="set AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or"
+                    " AZURE_STORAGE_CONNECTION_STRING, or pass anonymous=True for a public"
+                    " container",
+                )
+            else:
+                logger.info("azure: no credentials found; az:// requests are anonymous")
         return BlobServiceClient(url, credential=credential, transport=transport)
 
     def _blob(self, path: str) -> Any:
@@ -149,9 +161,17 @@ class AzureProvider:
                 f"azure: {what} {uri}: the object changed since it was indexed ({code})"
             )
         if isinstance(err, aexc.ClientAuthenticationError) or status in (401, 403):
+            hint = ""
+            if self._credential_kind == "anonymous":
+                hint = (
+                    "no credentials were sent, and the container is not public: set"
+                    " AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or"
+                    " AZURE_STORAGE_CONNECTION_STRING"
+                )
             return AccessDeniedError(
                 f"azure: {what} {uri}: access denied ({code}; credentials used:"
-                f" {self._credential_kind})"
+                f" {self._credential_kind})",
+                hint=hint,
             )
         if isinstance(err, (aexc.ServiceRequestError, aexc.ServiceResponseError)):
             return ProviderError(f"azure: {what} {uri}: connection failed ({type(err).__name__})")

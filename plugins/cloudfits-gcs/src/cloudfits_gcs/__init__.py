@@ -7,7 +7,7 @@ entry point group. The Google SDK is imported only when a ``gs://`` URI is first
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import cloudfits
 from cloudfits import ProviderSpec
@@ -27,7 +27,8 @@ class GCSConfig:
 
     Credentials are never options: google-auth finds them in the environment
     (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default login``, the
-    metadata server). Without any, requests are anonymous, which reads public buckets.
+    metadata server). Without any (``anonymous="auto"``), requests are anonymous, which
+    reads public buckets.
 
     Attributes
     ----------
@@ -38,8 +39,11 @@ class GCSConfig:
         ``userProject``); sent on every request when set.
     endpoint_url : str or None
         Another endpoint (an emulator); default ``STORAGE_EMULATOR_HOST``, else Google's.
-    anonymous : bool
-        Send no credentials even when the environment has some.
+    anonymous : bool or "auto"
+        ``"auto"`` (the default): Application Default Credentials when google-auth finds
+        them, an anonymous client when it finds none (one INFO log line says so).
+        ``True``: no credentials even when the environment has some. ``False``:
+        credentials are required, and their absence is an error.
     timeout : float
         Seconds before a request gives up.
     max_pool_connections : int
@@ -51,10 +55,14 @@ class GCSConfig:
     project: str | None = None
     billing_project: str | None = None
     endpoint_url: str | None = None
-    anonymous: bool = False
+    anonymous: bool | Literal["auto"] = "auto"
     timeout: float = 60.0
     max_pool_connections: int = 64
     list_page_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if not (self.anonymous is True or self.anonymous is False or self.anonymous == "auto"):
+            raise ValueError(f"anonymous must be True, False or 'auto', not {self.anonymous!r}")
 
 
 def _make_provider(config: GCSConfig, scheme: str) -> GCSProvider:

@@ -45,7 +45,7 @@ class GCSProvider:
         self.config = config
         self._lock = threading.Lock()
         self._client: Any = None
-        self._anonymous = config.anonymous
+        self._anonymous = config.anonymous is True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
@@ -65,11 +65,18 @@ class GCSProvider:
         c = self.config
         options = ClientOptions(api_endpoint=c.endpoint_url) if c.endpoint_url else None
         client: Any = None
-        if not c.anonymous:
+        if c.anonymous is not True:
             try:
                 client = storage.Client(project=c.project, client_options=options)
-            except google.auth.exceptions.DefaultCredentialsError:
-                logger.info("no Google credentials found; gs:// requests are anonymous")
+            except google.auth.exceptions.DefaultCredentialsError as err:
+                if c.anonymous is False:
+                    raise AccessDeniedError(
+                        "gcs: no Google credentials found (Application Default Credentials)",
+                        hint="set GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth"
+                        " application-default login', or pass anonymous=True for a public"
+                        " bucket",
+                    ) from err
+                logger.info("gcs: no Google credentials found; gs:// requests are anonymous")
         if client is None:
             self._anonymous = True
             client = storage.Client(
@@ -105,15 +112,20 @@ class GCSProvider:
             isinstance(err, gexc.BadRequest) and "requester pays" in str(err).lower()
         ):
             hints = []
+            if self._anonymous:
+                hints.append(
+                    "no credentials were sent: for a private bucket set"
+                    " GOOGLE_APPLICATION_CREDENTIALS (or run 'gcloud auth application-default"
+                    " login')"
+                )
             if self.config.billing_project is None:
                 hints.append(
                     "if the bucket is requester-pays, pass billing_project=PROJECT to accept"
                     " its charges"
                 )
-            if self._anonymous:
-                hints.append("no credentials were used (set GOOGLE_APPLICATION_CREDENTIALS)")
-            hint = "; " + "; ".join(hints) if hints else ""
-            return AccessDeniedError(f"gcs: {what} {uri}: access denied ({err.code}){hint}")
+            return AccessDeniedError(
+                f"gcs: {what} {uri}: access denied ({err.code})", hint="; ".join(hints)
+            )
         if isinstance(err, google.auth.exceptions.GoogleAuthError):
             return AccessDeniedError(f"gcs: {what} {uri}: {type(err).__name__}: {err}")
         if isinstance(err, gexc.GoogleAPICallError):

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
 import re
+import socket
 
-__all__ = ["is_uri", "join_uri", "make_uri", "redact_uri", "relative_path", "split_uri"]
+__all__ = [
+    "is_local_uri",
+    "is_uri",
+    "join_uri",
+    "make_uri",
+    "redact_uri",
+    "relative_path",
+    "split_uri",
+]
 
 # RFC 3986 schemes, plus "_" for names such as "libcloud+azure_blobs".
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+._\-]*)://(.*)$", re.DOTALL)
@@ -76,3 +86,61 @@ def redact_uri(uri: str) -> str:
     if "@" not in host:
         return uri
     return f"{match.group(1)}://{host.rpartition('@')[2]}{slash}{rest}"
+
+
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
+
+def _is_local_address(host: str) -> bool:
+    """True for a loopback, link-local, private or unspecified address, or ``localhost``."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name in _LOCAL_NAMES or name.endswith(".localhost") or not name:
+        return True
+    try:
+        address = ipaddress.ip_address(name.partition("%")[0])
+    except ValueError:
+        try:
+            # The legacy forms a resolver still accepts: "127.1", "0x7f.1", "2130706433".
+            address = ipaddress.ip_address(socket.inet_aton(name))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or address.is_unspecified
+        or address.is_reserved
+        or address.is_multicast
+    )
+
+
+def is_local_uri(uri: str | os.PathLike[str]) -> bool:
+    """True when ``uri`` names this machine or its private network.
+
+    Local files (``file://`` and plain paths) are local, and so is a URI whose host is
+    ``localhost`` or a loopback, link-local, private, unspecified or reserved IP
+    address (written in any form a resolver accepts). Host names are not resolved.
+
+    >>> is_local_uri("http://127.0.0.1:8080/a.fits"), is_local_uri("https://[::1]/a")
+    (True, True)
+    >>> is_local_uri("/data/a.fits"), is_local_uri("https://example.org/a.fits")
+    (True, False)
+    """
+    scheme, path = split_uri(uri)
+    if scheme == "file":
+        return True
+    authority = path.partition("/")[0].rpartition("@")[2]
+    if authority.startswith("["):
+        host = authority.partition("]")[0] + "]"
+    else:
+        host = authority.rpartition(":")[0] if authority.count(":") == 1 else authority
+    if scheme in ("http", "https"):
+        return _is_local_address(host)
+    # A bucket-style authority is only local when it is written as an address.
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower() == "localhost"
+    return _is_local_address(host)

@@ -163,7 +163,7 @@ def test_s3_and_spaces_never_show_the_keys(
     collector.add("index", index.to_bytes())
     index.save(f"{base}/idx/{scheme}.json", endpoint_url=endpoint)
     loaded = cloudfits.load_index(f"{base}/idx/{scheme}.json", endpoint_url=endpoint)
-    f = loaded.open("a.fits")
+    f = loaded.open("a.fits", endpoint_url=endpoint)
     np.testing.assert_array_equal(f[0].section[3:5, 2:4], [[92, 93], [122, 123]])
     for thing in (index, loaded, f, f[0], f[1], f.reader, f.reader.provider, f[0].section):
         collector.add("repr", thing)

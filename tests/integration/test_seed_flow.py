@@ -132,7 +132,7 @@ def test_requester_pays_header_on_every_request_and_only_then(
         uri = f"s3://{INDEX_BUCKET}/rp-{requester_pays}.json"
         index.save(uri, **options)
         loaded = cloudfits.load_index(uri, **options)
-        f = loaded.open(tess_cube.name)
+        f = loaded.open(tess_cube.name, **options)
         f[1].section[0:2, 0:3, 0, :]
         f[2].read(rows=[0, 3], columns=["TSTART"])
         cloudfits.open(f"{tess_bucket}/{tess_cube.name}", **options)[2].read(rows=0)

@@ -80,8 +80,12 @@ def run_demo(*, frames: int = 50, size: int = 128) -> int:
             if code:
                 return code
 
-            print(f'\n>>> index = cloudfits.download_index("{INDEX_BUCKET}", requester_pays=True)')
-            index = cloudfits.download_index(INDEX_BUCKET, requester_pays=True)
+            paying = {"requester_pays": True}
+            print(
+                f'\n>>> index = cloudfits.download_index("{INDEX_BUCKET}", requester_pays=True,'
+                f" data_options={paying!r})"
+            )
+            index = cloudfits.download_index(INDEX_BUCKET, requester_pays=True, data_options=paying)
             print(f"{index!r}")
             print(">>> index.headers[2][0, 10]")
             cell = index.headers[2][0, 10]

@@ -14,7 +14,7 @@ from ..fits.scan import DEFAULT_SPECULATIVE_READ
 from ..providers.base import ObjectInfo, Provider
 from ..providers.location import ObjectLocation
 from ..providers.registry import get_registry
-from ..uri import is_uri, make_uri, redact_uri, split_uri
+from ..uri import is_local_uri, is_uri, make_uri, redact_uri, split_uri
 from . import parquet_store
 from .core import FitsIndex
 from .formats import is_parquet_name
@@ -217,7 +217,13 @@ def build_index(
     return index
 
 
-def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
+def load_index(
+    uri: str | os.PathLike[str],
+    *,
+    data_options: dict[str, Any] | None = None,
+    allow_local: bool = False,
+    **options: Any,
+) -> FitsIndex:
     """Read an index from any provider.
 
     Parameters
@@ -227,9 +233,17 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
         A name ending in ``.parquet`` is a version 2 index, read with range requests
         (its footer and layout columns; headers when a file is opened). Any other
         name is read whole: version 1 (JSON, or gzip), or version 2 found by content.
+    data_options : dict, optional
+        Provider options for reading the indexed files (``{"requester_pays": True}``),
+        used by `FitsIndex.open` when it is given none.
+    allow_local : bool
+        Let an index read from a store that is not local name local data (a local
+        path, ``localhost``, a loopback, link-local or private address). Without it
+        such an index is refused when a file is opened: an index is untrusted input.
+        An index read from a local path or a local server may always name local data.
     **options
-        Options of the index's provider. They are also used to read the data when the
-        data is on the same kind of store (for example ``requester_pays=True``).
+        Options of the index's provider, for reading the index only: they never reach
+        the data, whose host the index names (see :ref:`scope-of-options`).
     """
     text = os.fspath(uri)
     shown = redact_uri(text)
@@ -244,6 +258,9 @@ def load_index(uri: str | os.PathLike[str], **options: Any) -> FitsIndex:
         index = FitsIndex.from_bytes(reader.read(0, info.size), source=shown)
     index.uri = text
     index.options = dict(options)
+    index.data_options = dict(data_options or {})
+    index.foreign = not is_local_uri(text)
+    index.allow_local = allow_local
     return index
 
 
@@ -252,6 +269,8 @@ def download_index(
     *,
     provider: str = "s3",
     name: str = DEFAULT_INDEX_NAME,
+    data_options: dict[str, Any] | None = None,
+    allow_local: bool = False,
     **options: Any,
 ) -> FitsIndex:
     """Load the index stored as ``name`` in a bucket (the ``cloud-fits`` tutorial's form).
@@ -264,9 +283,13 @@ def download_index(
         The provider that owns the bucket (``"s3"``, ``"spaces"``, ``"gcs"``, ...).
     name : str
         The index object's name in the bucket.
+    data_options : dict, optional
+        Provider options for the indexed files, as for `load_index`.
+    allow_local : bool
+        Let the index name local data, as for `load_index`.
     **options
-        Provider options, as for `load_index`.
+        Options of the index's provider, for the index only, as for `load_index`.
     """
     spec = get_registry().by_name(provider)
     uri = spec.uri_for_bucket(bucket, spec.make_config(options)).rstrip("/") + "/" + name
-    return load_index(uri, **options)
+    return load_index(uri, data_options=data_options, allow_local=allow_local, **options)

@@ -25,10 +25,11 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..errors import AccessDeniedError
 from ..providers.location import ObjectLocation
 from ..providers.registry import get_registry
 from ..remote.hdulist import RemoteFITS
-from ..uri import split_uri
+from ..uri import is_local_uri, redact_uri
 from . import formats, json_v1, parquet, parquet_store
 from .entry import (
     FORMAT_NAME,
@@ -84,7 +85,14 @@ class FitsIndex:
             created or dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
         )
         self.uri: str | None = None
+        #: Options of the index object's own provider (reading a Parquet index's headers).
         self.options: dict[str, Any] = {}
+        #: Options of the data's provider when `open` is given none.
+        self.data_options: dict[str, Any] = {}
+        #: True for an index read from a store that is not local (see `data_location`).
+        self.foreign = False
+        #: Let a foreign index name local data (``load_index(..., allow_local=True)``).
+        self.allow_local = False
         self.failures: list[IndexFailure] = []
 
     @property
@@ -129,14 +137,26 @@ class FitsIndex:
     def data_location(self, options: dict[str, Any] | None = None) -> ObjectLocation:
         """Where the indexed files live, reached with the provider ``options``.
 
-        Without options, the options the index was loaded with are used when the data
-        is on the same kind of store as the index, else none.
+        Without options, the ``data_options`` the index was loaded with are used; the
+        options that reached the index itself (its credentials, headers, requester-pays)
+        never reach the data, whose host the index names.
+
+        Raises
+        ------
+        AccessDeniedError
+            When the index is foreign (loaded from a store that is not local) and its
+            ``data_uri`` is local (a local path, ``localhost``, a loopback, link-local
+            or private address), unless it was loaded with ``allow_local=True``.
         """
-        scheme = split_uri(self.data_uri)[0]
-        if not options:
-            same_store = self.uri is not None and split_uri(self.uri)[0] == scheme
-            options = dict(self.options) if same_store else {}
-        return ObjectLocation.from_uri(self.data_uri, **options)
+        if self.foreign and not self.allow_local and is_local_uri(self.data_uri):
+            raise AccessDeniedError(
+                f"the index {redact_uri(self.uri or '')} names local data"
+                f" ({redact_uri(self.data_uri)}), but it was read from a store that is not"
+                " local: an index from elsewhere may not make this process read its own files"
+                " or services; pass allow_local=True to load_index if you trust it"
+            )
+        chosen = dict(options) if options else dict(self.data_options)
+        return ObjectLocation.from_uri(self.data_uri, **chosen)
 
     def open(self, path: str | None = None, **options: Any) -> RemoteFITS:
         """Open an indexed file without reading anything from it.
@@ -146,9 +166,9 @@ class FitsIndex:
         path : str, optional
             Path relative to ``data_uri``; optional when the index holds one file.
         **options
-            Provider options for the data (``requester_pays=True``, ...). By default,
-            the options the index was loaded with when the data uses the same kind of
-            store, else none.
+            Provider options for the data (``requester_pays=True``, ...); by default
+            the ``data_options`` given to `cloudfits.load_index`, never the options the
+            index itself was read with.
         """
         if path is None:
             if len(self) != 1:

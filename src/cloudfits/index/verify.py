@@ -91,8 +91,8 @@ def verify_index(index: FitsIndex, *, concurrency: int = 16, **options: Any) -> 
     concurrency : int
         ``head`` requests in flight at once.
     **options
-        Options of the data's provider (by default those the index was loaded with,
-        when the data is on the same kind of store).
+        Options of the data's provider (by default the ``data_options`` the index was
+        loaded with).
 
     Returns
     -------

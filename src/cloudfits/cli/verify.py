@@ -15,12 +15,14 @@ from typing import Any, TextIO
 
 from ..index.build import load_index
 from ..index.verify import OK, FileCheck, verify_index
-from ..uri import redact_uri
+from ..providers.registry import get_registry
+from ..uri import redact_uri, split_uri
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
     add_json_argument,
     add_provider_arguments,
+    options_for,
     provider_flags,
     write_json,
 )
@@ -51,8 +53,12 @@ def report_text(checks: list[FileCheck], stream: TextIO) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``cloudfits verify``: 0 when every file is as indexed, 1 otherwise."""
-    index = load_index(args.index_uri, **provider_flags(args))
-    checks = verify_index(index, concurrency=args.concurrency)
+    flags = provider_flags(args)
+    index = load_index(args.index_uri, **flags)
+    # The command line's flags are the caller's, for the data too: the index's own
+    # options never reach the data (see load_index).
+    data_spec = get_registry().by_scheme(split_uri(index.data_uri)[0])
+    checks = verify_index(index, concurrency=args.concurrency, **options_for(data_spec, flags))
     good = all(c.status == OK for c in checks)
     if args.json:
         document: dict[str, Any] = {

@@ -18,6 +18,7 @@ from cloudfits import AccessDeniedError, ProviderConfigError, StaleIndexError
 from cloudfits.providers.registry import get_registry
 from cloudfits.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
+from cloudfits.testing.indexes import EXPECTED_CONTENT_TYPES, saved_content_types
 from cloudfits.testing.proxy import RecordingProxy
 
 CONTAINER = "conformance"
@@ -211,3 +212,15 @@ def test_auto_is_anonymous_without_a_secret_and_false_requires_one(
     assert "AZURE_STORAGE_KEY" in caught.value.hint
     with pytest.raises(ValueError, match="anonymous"):
         AzureConfig(anonymous="yes")  # type: ignore[arg-type]
+
+
+def test_indexes_are_stored_with_their_content_type(container: Any, tmp_path: Any) -> None:
+    """``.parquet``, ``.json``, ``.json.gz``: each blob has its format's type in the store."""
+    prefix = f"types-{uuid.uuid4().hex[:8]}"
+
+    def stored(name: str) -> str | None:
+        props = container.get_blob_client(f"{prefix}/{name}").get_blob_properties()
+        return str(props.content_settings.content_type)
+
+    found = saved_content_types(tmp_path, f"az://{CONTAINER}/{prefix}", stored)
+    assert found == EXPECTED_CONTENT_TYPES

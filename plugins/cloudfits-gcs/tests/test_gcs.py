@@ -31,6 +31,7 @@ from cloudfits import (
 from cloudfits.providers.registry import get_registry
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
 from cloudfits.testing.gcs import FAKE_GCS_SERVER, GCP_STORAGE_EMULATOR, GCSServer
+from cloudfits.testing.indexes import EXPECTED_CONTENT_TYPES, saved_content_types
 from cloudfits.testing.proxy import RecordingProxy
 
 BUCKET = "conformance"
@@ -292,3 +293,15 @@ def test_auto_without_credentials_reads_anonymously_and_false_refuses(
     assert "GOOGLE_APPLICATION_CREDENTIALS" in caught.value.hint
     with pytest.raises(ValueError, match="anonymous"):
         GCSConfig(anonymous="yes")  # type: ignore[arg-type]
+
+
+def test_indexes_are_stored_with_their_content_type(bucket: Any, tmp_path: Any) -> None:
+    """``.parquet``, ``.json``, ``.json.gz``: each blob has its format's type in the store."""
+    prefix = f"types-{uuid.uuid4().hex[:8]}"
+
+    def stored(name: str) -> str | None:
+        blob = bucket.get_blob(f"{prefix}/{name}")
+        return None if blob is None else str(blob.content_type)
+
+    found = saved_content_types(tmp_path, f"gs://{BUCKET}/{prefix}", stored)
+    assert found == EXPECTED_CONTENT_TYPES

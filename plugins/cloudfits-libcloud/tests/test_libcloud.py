@@ -15,6 +15,7 @@ from cloudfits import ProviderConfigError, StaleIndexError
 from cloudfits.providers.registry import get_registry
 from cloudfits.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer
 from cloudfits.testing.conformance import ConformanceStore, ProviderConformanceTests
+from cloudfits.testing.indexes import EXPECTED_CONTENT_TYPES, saved_content_types
 from cloudfits.testing.moto import MotoServer
 from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server
@@ -152,3 +153,39 @@ def test_options(moto_server: MotoServer) -> None:
     assert get_registry().by_name("libcloud+s3").uri_for_bucket("b", LibcloudConfig()) == (
         "libcloud+s3://b"
     )
+
+
+def test_indexes_are_stored_with_their_content_type(
+    azure_container: Any,
+    azurite: AzuriteServer,
+    seaweed_bucket: Any,
+    seaweedfs: S3Server,
+    tmp_path: Any,
+) -> None:
+    """Through the Azure Blobs driver (Azurite) and the S3 driver (SeaweedFS), each index
+    is stored with its format's type, as the store's own client reports it."""
+    prefix = f"types-{uuid.uuid4().hex[:8]}"
+
+    def on_azure(name: str) -> str | None:
+        props = azure_container.get_blob_client(f"{prefix}/{name}").get_blob_properties()
+        return str(props.content_settings.content_type)
+
+    def on_s3(name: str) -> str | None:
+        return str(seaweed_bucket.head_object(Bucket=BUCKET, Key=f"{prefix}/{name}")["ContentType"])
+
+    azure = saved_content_types(
+        tmp_path / "az",
+        f"libcloud+azure_blobs://{BUCKET}/{prefix}",
+        on_azure,
+        key=ACCOUNT_NAME,
+        secret=ACCOUNT_KEY,
+        endpoint_url=azurite.account_url,
+    )
+    s3 = saved_content_types(
+        tmp_path / "s3",
+        f"libcloud+s3://{BUCKET}/{prefix}",
+        on_s3,
+        **_s3_options(seaweedfs.endpoint_url),
+    )
+    assert azure == EXPECTED_CONTENT_TYPES
+    assert s3 == EXPECTED_CONTENT_TYPES

@@ -49,7 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local directory or file, or a remote prefix such as s3://bucket/prefix/"
         " (remote objects are indexed by reading their headers only)",
     )
-    parser.add_argument("--index-uri", help="where to store the index (.json or .json.gz)")
+    parser.add_argument(
+        "--index-uri",
+        help="where to store the index; the name chooses the format (.json, .json.gz,"
+        " or .parquet for large indexes)",
+    )
     parser.add_argument(
         "--data-uri",
         help="where the data is read from later, when not SOURCE (paths are relative to it)",

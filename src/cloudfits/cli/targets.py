@@ -1,6 +1,7 @@
 """Turning a command's URI into the FITS files it names: an index, or one object.
 
-A URI whose name ends in ``.json`` or ``.json.gz`` is an index: the files are opened
+A URI whose name ends in ``.json``, ``.json.gz`` or ``.parquet`` (the index formats of
+`cloudfits.index.formats`) is an index: the files are opened
 from it without a request, all of them or those named after it. Any other URI is a
 FITS object whose headers are scanned now, unless ``--index`` names an index that
 holds it.
@@ -16,6 +17,7 @@ from typing import Any
 from ..errors import CloudFitsError
 from ..index.build import load_index
 from ..index.core import FitsIndex
+from ..index.formats import index_suffixes
 from ..providers.registry import get_registry
 from ..remote.hdulist import RemoteFITS
 from ..remote.opening import open as open_remote
@@ -24,12 +26,13 @@ from .common import UsageError, add_provider_arguments, options_for, provider_fl
 
 __all__ = ["INDEX_SUFFIXES", "add_target_arguments", "is_index_uri", "open_targets"]
 
-INDEX_SUFFIXES = (".json", ".json.gz")
+INDEX_SUFFIXES = index_suffixes()
+_SHOWN = ", ".join(INDEX_SUFFIXES)
 
 
 def is_index_uri(uri: str) -> bool:
-    """True when ``uri`` names an index document (``.json`` or ``.json.gz``)."""
-    return uri.lower().endswith(INDEX_SUFFIXES)
+    """True when ``uri`` names an index (``.json``, ``.json.gz`` or ``.parquet``)."""
+    return uri.lower().split("?", 1)[0].endswith(INDEX_SUFFIXES)
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +41,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "uri",
         metavar="URI",
         help="a FITS object (s3://bucket/a.fits, https://..., a path) or an index"
-        " (a name ending in .json or .json.gz)",
+        f" (a name ending in {_SHOWN})",
     )
     parser.add_argument(
         "paths",
@@ -102,6 +105,6 @@ def open_targets(args: argparse.Namespace) -> Iterator[RemoteFITS]:
         yield from _open_from_index(index, list(args.paths), flags)
     else:
         if args.paths:
-            raise UsageError(f"PATHs follow an index URI (.json, .json.gz), not {args.uri}")
+            raise UsageError(f"PATHs follow an index URI ({_SHOWN}), not {args.uri}")
         (options,) = _options(flags, args.uri) if flags else ({},)
         yield open_remote(args.uri, **options)

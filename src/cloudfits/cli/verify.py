@@ -32,7 +32,9 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``cloudfits verify``."""
-    parser.add_argument("index_uri", metavar="INDEX_URI", help="the index to check")
+    parser.add_argument(
+        "index_uri", metavar="INDEX_URI", help="the index to check (.json, .json.gz, .parquet)"
+    )
     parser.add_argument(
         "--concurrency", type=int, default=16, help="files checked at once (default 16)"
     )

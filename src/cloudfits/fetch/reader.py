@@ -4,7 +4,7 @@
 `cloudfits.fetch.spans`) straight into one output buffer; every part of a read is in
 flight at once on the shared pool of `cloudfits.fetch.pool` (at most
 ``max_concurrency`` per read), and bytes are read straight into the output buffer where
-the provider offers ``get_range_into``.
+the provider declares `~cloudfits.providers.base.SupportsRangeInto`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import CloudFitsError, RangeResponseError
-from ..providers.base import Provider
+from ..providers.base import Provider, range_into
 from .pool import prestart, shared_pool
 from .retry import RETRYABLE_ERRORS, RetryPolicy
 from .spans import FetchOptions, Span, merge_ranges, run_lengths, split_parts
@@ -69,6 +69,7 @@ class ObjectReader:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.provider = provider
+        self._into = range_into(provider)
         self.path = path
         self.uri = uri
         self.etag = etag
@@ -122,7 +123,7 @@ class ObjectReader:
         """
         if end <= start:
             return b""
-        if getattr(self.provider, "get_range_into", None) is not None:
+        if self._into is not None:
             buffer = bytearray(end - start)
             self._fetch_into(start, end, memoryview(buffer))
             return bytes(buffer)
@@ -144,12 +145,13 @@ class ObjectReader:
         """
         if end <= start:
             return b""
-        into = getattr(self.provider, "get_range_into", None)
+        into = self._into
 
         def once() -> bytes:
             if into is not None:
                 buffer = bytearray(end - start)
-                got = int(into(self.path, start, memoryview(buffer), **self._provider_kwargs()))
+                view = memoryview(buffer)
+                got = int(into.get_range_into(self.path, start, view, **self._provider_kwargs()))
                 self._record(got)
                 return bytes(buffer[:got])
             data = self.provider.get_range(self.path, start, end, **self._provider_kwargs())
@@ -167,13 +169,13 @@ class ObjectReader:
         A failed attempt may leave ``target`` partly written; the next one rewrites it
         whole, and a read that gives up raises, so no partial buffer is ever returned.
         """
-        into = getattr(self.provider, "get_range_into", None)
+        into = self._into
         if into is None:
             target[:] = self.read(start, end)
             return
 
         def once() -> None:
-            got = int(into(self.path, start, target, **self._provider_kwargs()))
+            got = int(into.get_range_into(self.path, start, target, **self._provider_kwargs()))
             self._record(got)
             if got != end - start:
                 raise self._short(start, end, got)

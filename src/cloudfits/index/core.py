@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDeniedError
+from ..providers.base import store_index
 from ..providers.location import ObjectLocation
 from ..providers.registry import get_registry
 from ..remote.hdulist import RemoteFITS
@@ -255,4 +256,4 @@ class FitsIndex:
         """
         fmt = formats.format_of_name(uri)
         provider, path = get_registry().for_uri(uri, **options)
-        provider.put_index(path, self.encode(fmt))
+        store_index(provider, path, self.encode(fmt), content_type=fmt.content_type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 
 from ..errors import IndexFormatError
+from ..providers.kit import INDEX_CONTENT_TYPES
 
 __all__ = ["IndexFormat", "format_of_bytes", "format_of_name", "index_suffixes", "is_parquet_name"]
 
@@ -17,9 +18,9 @@ __all__ = ["IndexFormat", "format_of_bytes", "format_of_name", "index_suffixes",
 class IndexFormat(enum.Enum):
     """A stored form of an index: its name suffix, content type and format version."""
 
-    JSON = (".json", "application/json", 1)
-    JSON_GZIP = (".json.gz", "application/gzip", 1)
-    PARQUET = (".parquet", "application/vnd.apache.parquet", 2)
+    JSON = (".json", INDEX_CONTENT_TYPES[".json"], 1)
+    JSON_GZIP = (".json.gz", INDEX_CONTENT_TYPES[".json.gz"], 1)
+    PARQUET = (".parquet", INDEX_CONTENT_TYPES[".parquet"], 2)
 
     def __init__(self, suffix: str, content_type: str, version: int) -> None:
         self.suffix = suffix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -10,7 +11,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ProviderConfigError, RangeResponseError
 
-__all__ = ["ObjectInfo", "Provider", "ProviderSpec", "check_content_range"]
+__all__ = [
+    "ObjectInfo",
+    "Provider",
+    "ProviderSpec",
+    "SupportsRangeInto",
+    "check_content_range",
+    "range_into",
+    "store_index",
+]
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -51,10 +60,9 @@ class Provider(Protocol):
     `cloudfits.RangeResponseError` (other bytes than asked for) are retried by the
     range engine. No message or ``repr`` may contain a credential.
 
-    A provider may also offer ``get_range_into(path, start, out, *, etag=None) -> int``:
-    fill the writable buffer ``out`` with the bytes from ``start`` (fewer at the end of
-    the object) and return how many were written. The range engine uses it when present,
-    so the body goes from the network into the result array with no copy.
+    A provider that can read into a caller's buffer declares it by implementing
+    `SupportsRangeInto` as well; the range engine then reads the body from the network
+    into the result array with no copy.
     """
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
@@ -66,8 +74,13 @@ class Provider(Protocol):
         """
         ...
 
-    def put_index(self, path: str, data: bytes) -> None:
-        """Store ``data`` (an index document) at ``path``, replacing what is there."""
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Store ``data`` (an index document) at ``path``, replacing what is there.
+
+        ``content_type`` is the index format's media type (from `FitsIndex.save`); when
+        None the provider chooses by the name (`cloudfits.providers.kit.index_content_type`).
+        A store without content types (local files) ignores it.
+        """
         ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -77,6 +90,51 @@ class Provider(Protocol):
     def head(self, path: str) -> ObjectInfo:
         """Describe one object without reading it."""
         ...
+
+
+@runtime_checkable
+class SupportsRangeInto(Protocol):
+    """The capability of a `Provider` to read a range straight into a caller's buffer.
+
+    Declared by implementing the method (``isinstance(provider, SupportsRangeInto)``);
+    the range engine checks it once per reader, never per request.
+    """
+
+    def get_range_into(
+        self, path: str, start: int, out: memoryview, *, etag: str | None = None
+    ) -> int:
+        """Fill ``out`` with the bytes from ``start`` (fewer at the end of the object).
+
+        Returns how many bytes were written; ``etag`` as for `Provider.get_range`.
+        """
+        ...
+
+
+def range_into(provider: Provider) -> SupportsRangeInto | None:
+    """``provider`` as a `SupportsRangeInto` when it declares that capability, else None."""
+    return provider if isinstance(provider, SupportsRangeInto) else None
+
+
+def _takes_content_type(method: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    return "content_type" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def store_index(provider: Provider, path: str, data: bytes, *, content_type: str) -> None:
+    """Store an index through ``provider`` with its content type.
+
+    Providers written before ``put_index`` took ``content_type`` are called without it
+    and keep choosing by the name.
+    """
+    if _takes_content_type(provider.put_index):
+        provider.put_index(path, data, content_type=content_type)
+    else:
+        provider.put_index(path, data)
 
 
 def check_content_range(

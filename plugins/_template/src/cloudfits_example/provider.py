@@ -9,43 +9,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cloudfits import (
-    AccessDeniedError,
-    ObjectInfo,
-    ObjectNotFoundError,
-    ProviderError,
-    StaleIndexError,
-)
+from cloudfits import CloudFitsError, ObjectInfo
+from cloudfits.providers import kit
+from cloudfits.providers.kit import ErrorKind
 
 from . import ExampleConfig
 
 __all__ = ["ExampleProvider"]
 
 
-class ExampleProvider:
-    """Serves the files below ``config.root``; paths use ``/``."""
+class ExampleProvider(kit.ProviderEdges):
+    """Serves the files below ``config.root``; paths use ``/``.
+
+    `cloudfits.providers.kit.ProviderEdges` gives ``__repr__`` (from the config,
+    without its secrets), ``uri(path)`` and ``error(kind, what, path, detail)``.
+    """
+
+    name = "example"
+    scheme = "example"
 
     def __init__(self, config: ExampleConfig) -> None:
         self.config = config
         self.root = Path(config.root).resolve()
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
-
     def _file(self, path: str) -> Path:
         target = (self.root / path).resolve()
         if target != self.root and self.root not in target.parents:
-            raise AccessDeniedError(f"example: example://{path} leaves the root")
+            raise self.error(ErrorKind.DENIED, "opening", path, "it leaves the root")
         return target
 
-    def _error(self, err: OSError, path: str, what: str) -> Exception:
-        # Map every SDK error onto the cloudfits hierarchy; name the URI, never a secret.
-        uri = f"example://{path}"
+    def _error(self, err: OSError, path: str, what: str) -> CloudFitsError:
+        # Map every SDK error onto one kind of the cloudfits hierarchy; never a secret.
         if isinstance(err, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
-            return ObjectNotFoundError(f"example: {what} {uri}: not found")
+            return self.error(ErrorKind.NOT_FOUND, what, path, "not found")
         if isinstance(err, PermissionError):
-            return AccessDeniedError(f"example: {what} {uri}: access denied")
-        return ProviderError(f"example: {what} {uri}: {err}")
+            return self.error(ErrorKind.DENIED, what, path, "access denied")
+        return self.error(ErrorKind.OTHER, what, path, str(err))
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         """Bytes ``[start, end)``: fewer at the end of the object, none at or after it.
@@ -53,13 +52,12 @@ class ExampleProvider:
         With ``etag``, only of the version that has this entity tag; use the store's
         conditional read when it has one (``If-Match``), else compare `head` once.
         """
-        if start < 0 or end < start:
-            raise ValueError(f"invalid range [{start}, {end}) for example://{path}")
-        what = f"reading bytes [{start}, {end}) of"
+        kit.check_range(start, end, self.uri(path))
+        what = kit.reading(start, end)
         try:
             with open(self._file(path), "rb") as handle:
                 if etag is not None and _etag(handle) != etag:
-                    raise StaleIndexError(f"example: {what} example://{path}: it changed")
+                    raise self.error(ErrorKind.STALE, what, path)
                 handle.seek(start)
                 return handle.read(end - start)
         except OSError as err:
@@ -86,11 +84,13 @@ class ExampleProvider:
                 rel = full.relative_to(self.root).as_posix()
                 if rel.startswith(prefix):
                     found.append(_info(rel, full))
-        found.sort(key=lambda info: info.path.encode("utf-8"))
-        yield from found
+        yield from kit.sorted_listing(found)
 
-    def put_index(self, path: str, data: bytes) -> None:
-        """Store ``data`` at ``path``, replacing what is there."""
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Store ``data`` at ``path``, replacing what is there.
+
+        A store with content types saves ``kit.index_content_type(path, content_type)``.
+        """
         try:
             target = self._file(path)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -16,15 +16,9 @@ from azure.core import exceptions as aexc
 from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
-from cloudfits import (
-    AccessDeniedError,
-    ObjectInfo,
-    ObjectNotFoundError,
-    ProviderConfigError,
-    ProviderError,
-    RangeResponseError,
-    StaleIndexError,
-)
+from cloudfits import AccessDeniedError, CloudFitsError, ObjectInfo, ProviderConfigError
+from cloudfits.providers import kit
+from cloudfits.providers.kit import ErrorKind
 
 from . import AzureConfig
 
@@ -35,10 +29,7 @@ __all__ = ["AzureProvider", "split_container_blob"]
 
 def split_container_blob(path: str) -> tuple[str, str]:
     """``"container/a/b.fits"`` -> ``("container", "a/b.fits")``."""
-    container, _, blob = path.partition("/")
-    if not container:
-        raise ValueError(f"az path {path!r} has no container")
-    return container, blob
+    return kit.split_bucket_key(path, "az", bucket="container")
 
 
 def _env(*names: str) -> str | None:
@@ -63,17 +54,17 @@ def _account_from_url(url: str) -> str | None:
     return host.split(".")[0] or None
 
 
-class AzureProvider:
+class AzureProvider(kit.ProviderEdges):
     """Reads ranges of blobs, lists prefixes and writes indexes."""
+
+    name = "azure"
+    scheme = "az"
 
     def __init__(self, config: AzureConfig) -> None:
         self.config = config
         self._lock = threading.Lock()
         self._service: Any = None
         self._credential_kind = "anonymous"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
 
     # ------------------------------------------------------------- client
 
@@ -150,32 +141,32 @@ class AzureProvider:
 
     # -------------------------------------------------------------- errors
 
-    def _error(self, err: Exception, path: str, what: str) -> Exception:
-        uri = f"az://{path}"
+    def _error(self, err: Exception, path: str, what: str) -> CloudFitsError:
         status = getattr(err, "status_code", None)
         code = getattr(err, "error_code", None) or status or type(err).__name__
-        if isinstance(err, aexc.ResourceNotFoundError) or status == 404:
-            return ObjectNotFoundError(f"azure: {what} {uri}: not found ({code})")
-        if isinstance(err, aexc.ResourceModifiedError) or status == 412:
-            return StaleIndexError(
-                f"azure: {what} {uri}: the object changed since it was indexed ({code})"
+        kind = kit.kind_of_status(status)
+        if isinstance(err, aexc.ResourceNotFoundError):
+            kind = ErrorKind.NOT_FOUND
+        elif isinstance(err, aexc.ResourceModifiedError):
+            kind = ErrorKind.STALE
+        elif isinstance(err, aexc.ClientAuthenticationError):
+            kind = ErrorKind.DENIED
+        elif isinstance(err, (aexc.ServiceRequestError, aexc.ServiceResponseError)):
+            detail = f"connection failed ({type(err).__name__})"
+            return self.error(ErrorKind.TRANSIENT, what, path, detail)
+        hint = ""
+        if kind is ErrorKind.DENIED and self._credential_kind == "anonymous":
+            hint = (
+                "no credentials were sent, and the container is not public: set"
+                " AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or"
+                " AZURE_STORAGE_CONNECTION_STRING"
             )
-        if isinstance(err, aexc.ClientAuthenticationError) or status in (401, 403):
-            hint = ""
-            if self._credential_kind == "anonymous":
-                hint = (
-                    "no credentials were sent, and the container is not public: set"
-                    " AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or"
-                    " AZURE_STORAGE_CONNECTION_STRING"
-                )
-            return AccessDeniedError(
-                f"azure: {what} {uri}: access denied ({code}; credentials used:"
-                f" {self._credential_kind})",
-                hint=hint,
-            )
-        if isinstance(err, (aexc.ServiceRequestError, aexc.ServiceResponseError)):
-            return ProviderError(f"azure: {what} {uri}: connection failed ({type(err).__name__})")
-        return ProviderError(f"azure: {what} {uri}: {code}")
+        detail = {
+            ErrorKind.NOT_FOUND: f"not found ({code})",
+            ErrorKind.STALE: f"the object changed since it was indexed ({code})",
+            ErrorKind.DENIED: f"access denied ({code}; credentials used: {self._credential_kind})",
+        }.get(kind, str(code))
+        return self.error(kind, what, path, detail, hint)
 
     # ----------------------------------------------------------- provider
 
@@ -185,9 +176,8 @@ class AzureProvider:
         With ``etag``, only of the version with that entity tag (the store checks
         ``If-Match``); a changed blob raises `cloudfits.StaleIndexError`.
         """
-        if start < 0 or end < start:
-            raise ValueError(f"invalid range [{start}, {end}) for az://{path}")
-        what = f"reading bytes [{start}, {end}) of"
+        kit.check_range(start, end, self.uri(path))
+        what = kit.reading(start, end)
         if end == start:
             if etag is not None and self.head(path).etag != etag:
                 raise self._error(aexc.ResourceModifiedError("etag"), path, what)
@@ -208,10 +198,7 @@ class AzureProvider:
             raise self._error(err, path, what) from err
         except aexc.AzureError as err:
             raise self._error(err, path, what) from err
-        if len(data) > end - start:
-            raise RangeResponseError(
-                f"azure: az://{path}: asked for bytes [{start}, {end}), got {len(data)} bytes"
-            )
+        self.check_length(path, start, end, len(data))
         return data
 
     def head(self, path: str) -> ObjectInfo:
@@ -236,17 +223,16 @@ class AzureProvider:
             ]
         except aexc.AzureError as err:
             raise self._error(err, prefix, "listing") from err
-        found.sort(key=lambda info: info.path.encode("utf-8"))
-        yield from found
+        yield from kit.sorted_listing(found)
 
-    def put_index(self, path: str, data: bytes) -> None:
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         """Store ``data`` at ``path``, replacing what is there."""
-        content_type = "application/gzip" if path.endswith(".gz") else "application/json"
+        media_type = kit.index_content_type(path, content_type)
         try:
             self._blob(path).upload_blob(
                 bytes(data),
                 overwrite=True,
-                content_settings=ContentSettings(content_type=content_type),
+                content_settings=ContentSettings(content_type=media_type),
             )
         except aexc.AzureError as err:
             raise self._error(err, path, "writing") from err

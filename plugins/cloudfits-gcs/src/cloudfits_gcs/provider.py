@@ -14,14 +14,9 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from cloudfits import (
-    AccessDeniedError,
-    ObjectInfo,
-    ObjectNotFoundError,
-    ProviderError,
-    RangeResponseError,
-    StaleIndexError,
-)
+from cloudfits import AccessDeniedError, CloudFitsError, ObjectInfo
+from cloudfits.providers import kit
+from cloudfits.providers.kit import ErrorKind
 
 from . import GCSConfig
 
@@ -32,23 +27,20 @@ logger = logging.getLogger(__name__)
 
 def split_bucket_key(path: str) -> tuple[str, str]:
     """``"bucket/a/b.fits"`` -> ``("bucket", "a/b.fits")``."""
-    bucket, _, key = path.partition("/")
-    if not bucket:
-        raise ValueError(f"gs path {path!r} has no bucket")
-    return bucket, key
+    return kit.split_bucket_key(path, "gs")
 
 
-class GCSProvider:
+class GCSProvider(kit.ProviderEdges):
     """Reads ranges of GCS objects, lists prefixes and writes indexes."""
+
+    name = "gcs"
+    scheme = "gs"
 
     def __init__(self, config: GCSConfig) -> None:
         self.config = config
         self._lock = threading.Lock()
         self._client: Any = None
         self._anonymous = config.anonymous is True
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
 
     # ------------------------------------------------------------- client
 
@@ -102,12 +94,9 @@ class GCSProvider:
 
     # -------------------------------------------------------------- errors
 
-    def _error(self, err: Exception, path: str, what: str) -> Exception:
-        uri = f"gs://{path}"
-        if isinstance(err, gexc.NotFound):
-            return ObjectNotFoundError(f"gcs: {what} {uri}: not found")
+    def _error(self, err: Exception, path: str, what: str) -> CloudFitsError:
         if isinstance(err, gexc.PreconditionFailed):
-            return StaleIndexError(f"gcs: {what} {uri}: the object changed since it was indexed")
+            return self.error(ErrorKind.STALE, what, path)
         if isinstance(err, (gexc.Forbidden, gexc.Unauthorized)) or (
             isinstance(err, gexc.BadRequest) and "requester pays" in str(err).lower()
         ):
@@ -123,14 +112,17 @@ class GCSProvider:
                     "if the bucket is requester-pays, pass billing_project=PROJECT to accept"
                     " its charges"
                 )
-            return AccessDeniedError(
-                f"gcs: {what} {uri}: access denied ({err.code})", hint="; ".join(hints)
-            )
+            detail = f"access denied ({err.code})"
+            return self.error(ErrorKind.DENIED, what, path, detail, "; ".join(hints))
         if isinstance(err, google.auth.exceptions.GoogleAuthError):
-            return AccessDeniedError(f"gcs: {what} {uri}: {type(err).__name__}: {err}")
+            return self.error(ErrorKind.DENIED, what, path, f"{type(err).__name__}: {err}")
         if isinstance(err, gexc.GoogleAPICallError):
-            return ProviderError(f"gcs: {what} {uri}: {err.code}: {err.message}")
-        return ProviderError(f"gcs: {what} {uri}: {type(err).__name__}: {err}")
+            kind = kit.kind_of_status(err.code)
+            detail = "not found" if kind is ErrorKind.NOT_FOUND else f"{err.code}: {err.message}"
+            return self.error(kind, what, path, detail)
+        if isinstance(err, requests.RequestException):
+            return self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__)
+        return self.error(ErrorKind.OTHER, what, path, f"{type(err).__name__}: {err}")
 
     # ----------------------------------------------------------- provider
 
@@ -141,9 +133,8 @@ class GCSProvider:
         come from that generation only: the store serves exactly that version, and when
         it is gone `cloudfits.StaleIndexError` is raised.
         """
-        if start < 0 or end < start:
-            raise ValueError(f"invalid range [{start}, {end}) for gs://{path}")
-        what = f"reading bytes [{start}, {end}) of"
+        kit.check_range(start, end, self.uri(path))
+        what = kit.reading(start, end)
         generation = _generation(etag, path)
         if end == start:
             if etag is not None:
@@ -169,13 +160,10 @@ class GCSProvider:
         except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as err:
             raise self._error(err, path, what) from err
         except requests.RequestException as err:
-            raise ProviderError(f"gcs: {what} gs://{path}: {err}") from err
+            raise self._error(err, path, what) from err
         if etag is not None:
             self._check_served_generation(path, etag, what, blob)
-        if len(data) > end - start:
-            raise RangeResponseError(
-                f"gcs: gs://{path}: asked for bytes [{start}, {end}), got {len(data)} bytes"
-            )
+        self.check_length(path, start, end, len(data))
         return data
 
     def _check_served_generation(self, path: str, etag: str, what: str, blob: Any) -> None:
@@ -192,18 +180,24 @@ class GCSProvider:
         if served is None:
             self._check_generation(path, etag, what)
         elif str(served) != etag:
-            raise StaleIndexError(
-                f"gcs: {what} gs://{path}: the object changed since it was indexed"
-                f" (generation {etag} was asked for, generation {served} was served)"
+            raise self.error(
+                ErrorKind.STALE,
+                what,
+                path,
+                "the object changed since it was indexed"
+                f" (generation {etag} was asked for, generation {served} was served)",
             )
 
     def _check_generation(self, path: str, etag: str, what: str) -> None:
         """Raise StaleIndexError unless the live object has generation ``etag``."""
         live = self.head(path).etag
         if live != etag:
-            raise StaleIndexError(
-                f"gcs: {what} gs://{path}: the object changed since it was indexed"
-                f" (generation {etag} is gone; the object now has generation {live})"
+            raise self.error(
+                ErrorKind.STALE,
+                what,
+                path,
+                "the object changed since it was indexed"
+                f" (generation {etag} is gone; the object now has generation {live})",
             )
 
     def head(self, path: str) -> ObjectInfo:
@@ -231,15 +225,14 @@ class GCSProvider:
             ]
         except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as err:
             raise self._error(err, prefix, "listing") from err
-        found.sort(key=lambda info: info.path.encode("utf-8"))
-        yield from found
+        yield from kit.sorted_listing(found)
 
-    def put_index(self, path: str, data: bytes) -> None:
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         """Store ``data`` at ``path``, replacing what is there."""
-        content_type = "application/gzip" if path.endswith(".gz") else "application/json"
+        media_type = kit.index_content_type(path, content_type)
         try:
             self._blob(path).upload_from_string(
-                bytes(data), content_type=content_type, timeout=self.config.timeout
+                bytes(data), content_type=media_type, timeout=self.config.timeout
             )
         except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as err:
             raise self._error(err, path, "writing") from err
@@ -249,8 +242,12 @@ def _generation(etag: str | None, path: str) -> int | None:
     if etag is None:
         return None
     if not etag.isdigit():
-        raise StaleIndexError(
-            f"gcs: gs://{path}: {etag!r} is not a GCS generation; re-index the object"
+        raise kit.error_for(
+            ErrorKind.STALE,
+            "gcs",
+            "reading",
+            f"gs://{path}",
+            f"{etag!r} is not a GCS generation; re-index the object",
         )
     return int(etag)
 

@@ -17,15 +17,9 @@ from libcloud.storage.types import (
     ObjectDoesNotExistError,
 )
 
-from cloudfits import (
-    AccessDeniedError,
-    ObjectInfo,
-    ObjectNotFoundError,
-    ProviderConfigError,
-    ProviderError,
-    RangeResponseError,
-    StaleIndexError,
-)
+from cloudfits import CloudFitsError, ObjectInfo, ProviderConfigError
+from cloudfits.providers import kit
+from cloudfits.providers.kit import ErrorKind
 
 from . import LibcloudConfig
 
@@ -53,13 +47,10 @@ def _env(names: tuple[str, ...]) -> str | None:
 
 
 def _split(path: str, driver: str) -> tuple[str, str]:
-    container, _, key = path.partition("/")
-    if not container:
-        raise ValueError(f"libcloud+{driver} path {path!r} has no container")
-    return container, key
+    return kit.split_bucket_key(path, f"libcloud+{driver}", bucket="container")
 
 
-class LibcloudProvider:
+class LibcloudProvider(kit.ProviderEdges):
     """Reads ranges through a Libcloud storage driver, lists and writes indexes.
 
     Libcloud drivers keep per-request state on their connection, so each thread
@@ -69,7 +60,7 @@ class LibcloudProvider:
     def __init__(self, config: LibcloudConfig, driver: str) -> None:
         self.config = config
         self.driver_name = driver.lower().replace("-", "_")
-        self.scheme = f"libcloud+{self.driver_name}"
+        self.name = self.scheme = f"libcloud+{self.driver_name}"
         try:
             self._driver_class: type[StorageDriver] = get_driver(self.driver_name)
         except AttributeError as err:
@@ -131,19 +122,23 @@ class LibcloudProvider:
 
     # -------------------------------------------------------------- errors
 
-    def _error(self, err: Exception, path: str, what: str) -> Exception:
-        uri = f"{self.scheme}://{path}"
+    def _error(self, err: Exception, path: str, what: str) -> CloudFitsError:
         if isinstance(err, (ObjectDoesNotExistError, ContainerDoesNotExistError)):
-            return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found")
+            return self.error(ErrorKind.NOT_FOUND, what, path, "not found")
+        if isinstance(err, requests.RequestException):
+            return self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__)
         text = str(getattr(err, "value", "") or err)
         if isinstance(err, InvalidCredsError) or "403" in text or "401" in text:
-            return AccessDeniedError(
-                f"{self.scheme}: {what} {uri}: access denied; check the key and secret"
-                " (CLOUDFITS_LIBCLOUD_KEY / CLOUDFITS_LIBCLOUD_SECRET)"
+            return self.error(
+                ErrorKind.DENIED,
+                what,
+                path,
+                "access denied",
+                "check the key and secret (CLOUDFITS_LIBCLOUD_KEY / CLOUDFITS_LIBCLOUD_SECRET)",
             )
         if "404" in text or "NoSuchBucket" in text or "ContainerNotFound" in text:
-            return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found")
-        return ProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}: {text[:200]}")
+            return self.error(ErrorKind.NOT_FOUND, what, path, "not found")
+        return self.error(ErrorKind.OTHER, what, path, f"{type(err).__name__}: {text[:200]}")
 
     # ----------------------------------------------------------- provider
 
@@ -154,14 +149,10 @@ class LibcloudProvider:
         compared once (by `head`) before reading; a changed object raises
         `cloudfits.StaleIndexError`.
         """
-        if start < 0 or end < start:
-            raise ValueError(f"invalid range [{start}, {end}) for {self.scheme}://{path}")
-        what = f"reading bytes [{start}, {end}) of"
+        kit.check_range(start, end, self.uri(path))
+        what = kit.reading(start, end)
         if etag is not None and self.head(path).etag != etag:
-            raise StaleIndexError(
-                f"{self.scheme}: {what} {self.scheme}://{path}: the object changed since it"
-                " was indexed"
-            )
+            raise self.error(ErrorKind.STALE, what, path)
         if end == start:
             return b""
         obj = self._object(path)
@@ -175,12 +166,8 @@ class LibcloudProvider:
                 return b""
             raise self._error(err, path, what) from err
         except requests.RequestException as err:
-            raise ProviderError(f"{self.scheme}: {what} {self.scheme}://{path}: {err}") from err
-        if len(data) > end - start:
-            raise RangeResponseError(
-                f"{self.scheme}: {self.scheme}://{path}: asked for bytes [{start}, {end}),"
-                f" got {len(data)} bytes"
-            )
+            raise self._error(err, path, what) from err
+        self.check_length(path, start, end, len(data))
         return data
 
     def head(self, path: str) -> ObjectInfo:
@@ -204,18 +191,17 @@ class LibcloudProvider:
             ]
         except (LibcloudError, requests.RequestException) as err:
             raise self._error(err, prefix, "listing") from err
-        found.sort(key=lambda info: info.path.encode("utf-8"))
-        yield from found
+        yield from kit.sorted_listing(found)
 
-    def put_index(self, path: str, data: bytes) -> None:
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         """Store ``data`` at ``path`` with the driver's streaming upload."""
         container_name, key = _split(path, self.driver_name)
         driver = self.driver
         container = Container(name=container_name, extra={}, driver=driver)
-        content_type = "application/gzip" if key.endswith(".gz") else "application/json"
+        media_type = kit.index_content_type(key, content_type)
         try:
             driver.upload_object_via_stream(
-                iter([bytes(data)]), container, key, extra={"content_type": content_type}
+                iter([bytes(data)]), container, key, extra={"content_type": media_type}
             )
         except (LibcloudError, requests.RequestException) as err:
             raise self._error(err, path, "writing") from err

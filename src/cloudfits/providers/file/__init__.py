@@ -13,9 +13,10 @@ from io import BufferedReader
 from pathlib import Path
 from typing import Any
 
-from ...errors import AccessDeniedError, ObjectNotFoundError, ProviderError, StaleIndexError
+from ...errors import AccessDeniedError
 from ..base import ObjectInfo, ProviderSpec
 from ..hookspecs import hookimpl
+from ..kit import ErrorKind, ProviderEdges, check_range, check_start
 from ..registry import ProviderRegistry
 
 __all__ = ["FileConfig", "FileProvider"]
@@ -46,15 +47,18 @@ def file_tag(st: os.stat_result) -> str:
     return f"{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
-class FileProvider:
+class FileProvider(ProviderEdges):
     """Reads and writes local files."""
+
+    name = scheme = "file"
 
     def __init__(self, config: FileConfig) -> None:
         self.config = config
         self._root = os.path.realpath(config.root) if config.root is not None else None
 
-    def __repr__(self) -> str:
-        return f"FileProvider(root={self.config.root!r})"
+    def uri(self, path: str) -> str:
+        """A local path as messages show it: quoted, as the user gave it."""
+        return repr(path)
 
     def _resolve(self, path: str) -> str:
         if self._root is None:
@@ -62,17 +66,21 @@ class FileProvider:
         base = path if os.path.isabs(path) else os.path.join(self._root, path)
         candidate = os.path.realpath(base)
         if os.path.commonpath([candidate, self._root]) != self._root:
-            raise AccessDeniedError(f"file: {path!r} is outside the root {self.config.root!r}")
+            raise self.error(
+                ErrorKind.DENIED, "opening", path, f"outside the root {self.config.root!r}"
+            )
         return candidate
 
-    @staticmethod
-    def _check_tag(fd: int, path: str, etag: str | None) -> None:
+    def _check_tag(self, fd: int, path: str, etag: str | None) -> None:
         if etag is None:
             return
         found = file_tag(os.fstat(fd))
         if found != etag:
-            raise StaleIndexError(
-                f"file: {path!r} changed since it was indexed (tag {found}, the index has {etag})"
+            raise self.error(
+                ErrorKind.STALE,
+                "reading",
+                path,
+                f"changed since it was indexed (tag {found}, the index has {etag})",
             )
 
     @contextlib.contextmanager
@@ -84,15 +92,14 @@ class FileProvider:
                 self._check_tag(f.fileno(), path, etag)
                 yield f
         except FileNotFoundError as err:
-            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
+            raise self.error(ErrorKind.NOT_FOUND, "opening", path, "does not exist") from err
         except PermissionError as err:
-            raise AccessDeniedError(f"file: {path!r}: permission denied") from err
+            raise self.error(ErrorKind.DENIED, "opening", path, "permission denied") from err
         except IsADirectoryError as err:
-            raise ObjectNotFoundError(f"file: {path!r} is a directory") from err
+            raise self.error(ErrorKind.NOT_FOUND, "opening", path, "is a directory") from err
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
-        if start < 0 or end < start:
-            raise ValueError(f"file: invalid range [{start}, {end}) for {path!r}")
+        check_range(start, end, self.uri(path))
         with self._open(path, etag) as f:
             return os.pread(f.fileno(), end - start, start) if end > start else b""
 
@@ -104,8 +111,7 @@ class FileProvider:
         With ``etag``, the opened file's tag (`file_tag`) must equal it, else
         `~cloudfits.StaleIndexError`.
         """
-        if start < 0:
-            raise ValueError(f"file: invalid start {start} for {path!r}")
+        check_start(start, self.uri(path))
         with self._open(path, etag) as f:
             got = 0
             while got < len(out):
@@ -124,9 +130,9 @@ class FileProvider:
         try:
             st = os.stat(real)
         except FileNotFoundError as err:
-            raise ObjectNotFoundError(f"file: {path!r} does not exist") from err
+            raise self.error(ErrorKind.NOT_FOUND, "describing", path, "does not exist") from err
         if not os.path.isfile(real):
-            raise ObjectNotFoundError(f"file: {path!r} is not a file")
+            raise self.error(ErrorKind.NOT_FOUND, "describing", path, "not a file")
         modified = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc)
         return ObjectInfo(path, st.st_size, file_tag(st), modified.isoformat())
 
@@ -154,7 +160,7 @@ class FileProvider:
             except AccessDeniedError:
                 logger.warning("file: %r leads outside the root and is not listed", rel)
 
-    def put_index(self, path: str, data: bytes) -> None:
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         real = self._resolve(path)
         target = Path(real)
         try:
@@ -164,7 +170,7 @@ class FileProvider:
                 f.write(data)
             os.replace(tmp, target)
         except OSError as err:
-            raise ProviderError(f"file: cannot write {path!r}: {err.strerror}") from err
+            raise self.error(ErrorKind.OTHER, "writing", path, str(err.strerror)) from err
 
 
 def _local_source(provider: Any, path: str) -> tuple[str, list[ObjectInfo]]:

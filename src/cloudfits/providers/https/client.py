@@ -11,22 +11,23 @@ from urllib.parse import unquote
 
 import urllib3
 
-from ...errors import (
-    AccessDeniedError,
-    ObjectNotFoundError,
-    ProviderError,
-    StaleIndexError,
-    TransientProviderError,
-    UnsupportedOperationError,
-)
+from ...errors import ProviderError, UnsupportedOperationError
 from ..base import ObjectInfo, check_content_range
-from ..kit import copy_into, read_body_into
+from ..kit import (
+    ErrorKind,
+    ProviderEdges,
+    check_range,
+    check_start,
+    copy_into,
+    kind_of_status,
+    read_body_into,
+    reading,
+)
 from . import HTTPSConfig
 
 __all__ = ["HTTPSProvider"]
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _TOTAL = re.compile(r"bytes \*/(\d+)")
-_TRANSIENT_STATUS = frozenset((408, 425, 429, 500, 502, 503, 504))
 
 
 def _range_headers(start: int, end: int, etag: str | None) -> dict[str, str]:
@@ -45,17 +46,14 @@ def _etag(value: str | None) -> str | None:
     return value if value.startswith("W/") else value.strip('"')
 
 
-class HTTPSProvider:
+class HTTPSProvider(ProviderEdges):
     """Range reads over plain HTTP(S); ``list`` and ``put_index`` are not possible."""
 
     def __init__(self, config: HTTPSConfig, scheme: str = "https") -> None:
         self.config = config
-        self.scheme = scheme
+        self.name = self.scheme = scheme
         self._pool: urllib3.PoolManager | None = None
         self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"HTTPSProvider({self.config!r})"
 
     @property
     def pool(self) -> urllib3.PoolManager:
@@ -90,7 +88,7 @@ class HTTPSProvider:
             path = hostport + slash + rest
         return f"{self.scheme}://{path}", headers
 
-    def _url(self, path: str) -> str:
+    def uri(self, path: str) -> str:
         """The URL as messages show it: never with credentials."""
         host, slash, rest = path.partition("/")
         return f"{self.scheme}://{host.rpartition('@')[2]}{slash}{rest}"
@@ -99,44 +97,35 @@ class HTTPSProvider:
         self, method: str, path: str, headers: dict[str, str], what: str, *, preload: bool = True
     ) -> Any:
         url, auth = self._split_auth(path)
-        shown = self._url(path)
         try:
             response = self.pool.request(
                 method, url, headers={**auth, **headers}, preload_content=preload
             )
         except (urllib3.exceptions.SSLError, urllib3.exceptions.LocationValueError) as err:
-            raise ProviderError(f"{self.scheme}: {what} {shown}: {type(err).__name__}") from err
+            raise self.error(ErrorKind.OTHER, what, path, type(err).__name__) from err
         except urllib3.exceptions.MaxRetryError as err:
             reason = type(err.reason).__name__ if err.reason is not None else "MaxRetryError"
-            raise TransientProviderError(f"{self.scheme}: {what} {shown}: {reason}") from err
+            raise self.error(ErrorKind.TRANSIENT, what, path, reason) from err
         except urllib3.exceptions.HTTPError as err:
-            raise TransientProviderError(
-                f"{self.scheme}: {what} {shown}: {type(err).__name__}"
-            ) from err
+            raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from err
         status = response.status
         if status >= 400 and not preload:
             response.drain_conn()
-        if status == 404 or status == 410:
-            raise ObjectNotFoundError(f"{self.scheme}: {what} {shown}: not found ({status})")
-        if status in (401, 403):
-            raise AccessDeniedError(f"{self.scheme}: {what} {shown}: access denied ({status})")
-        if status == 412:
-            raise StaleIndexError(
-                f"{self.scheme}: {shown} changed since it was indexed (its ETag differs):"
-                " rebuild the index"
-            )
-        if status in _TRANSIENT_STATUS:
-            raise TransientProviderError(f"{self.scheme}: {what} {shown}: HTTP {status}")
         if status >= 400 and status != 416:
-            raise ProviderError(f"{self.scheme}: {what} {shown}: HTTP {status}")
+            kind = kind_of_status(status)
+            detail = {
+                ErrorKind.NOT_FOUND: f"not found ({status})",
+                ErrorKind.DENIED: f"access denied ({status})",
+                ErrorKind.STALE: "",
+            }.get(kind, f"HTTP {status}")
+            raise self.error(kind, what, path, detail)
         return response
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
-        if start < 0 or end < start:
-            raise ValueError(f"invalid range [{start}, {end}) for {self._url(path)}")
+        check_range(start, end, self.uri(path))
         if end == start:
             return b""
-        what = f"reading bytes [{start}, {end}) of"
+        what = reading(start, end)
         response = self._request("GET", path, _range_headers(start, end, etag), what)
         data: bytes = response.data
         self._check_etag(response, path, etag)
@@ -144,7 +133,7 @@ class HTTPSProvider:
             return b""
         if response.status == 206:
             content_range = response.headers.get("Content-Range", "")
-            check_content_range(content_range, start, end, len(data), uri=self._url(path))
+            check_content_range(content_range, start, end, len(data), uri=self.uri(path))
             return data
         # 200: the server ignored the range and sent the whole object.
         return data[start:end]
@@ -153,9 +142,12 @@ class HTTPSProvider:
         """Raise `StaleIndexError` when the answer names another version than ``etag``."""
         found = _etag(response.headers.get("ETag"))
         if etag is not None and found is not None and found != etag:
-            raise StaleIndexError(
-                f"{self.scheme}: {self._url(path)} changed since it was indexed"
-                f" (ETag {found}, the index has {etag}): rebuild the index"
+            raise self.error(
+                ErrorKind.STALE,
+                "reading",
+                path,
+                f"the object changed since it was indexed (ETag {found}, the index has"
+                f" {etag}); rebuild the index",
             )
 
     def get_range_into(
@@ -167,12 +159,11 @@ class HTTPSProvider:
         ``etag``, the request carries ``If-Match`` and a changed object raises
         `~cloudfits.errors.StaleIndexError`.
         """
-        if start < 0:
-            raise ValueError(f"invalid start {start} for {self._url(path)}")
+        check_start(start, self.uri(path))
         end = start + len(out)
         if end == start:
             return 0
-        what = f"reading bytes [{start}, {end}) of"
+        what = reading(start, end)
         response = self._request("GET", path, _range_headers(start, end, etag), what, preload=False)
         try:
             self._check_etag(response, path, etag)
@@ -181,14 +172,12 @@ class HTTPSProvider:
             if response.status == 206:
                 got = read_body_into(response, out)
                 content_range = response.headers.get("Content-Range", "")
-                check_content_range(content_range, start, end, got, uri=self._url(path))
+                check_content_range(content_range, start, end, got, uri=self.uri(path))
                 return got
             # 200: the server ignored the range and sent the whole object.
             return copy_into(response.read()[start:end], out)
         except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
-            raise TransientProviderError(
-                f"{self.scheme}: {what} {self._url(path)}: {type(err).__name__}"
-            ) from err
+            raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from err
         finally:
             response.close()
 
@@ -201,7 +190,7 @@ class HTTPSProvider:
                 probe.headers.get("Content-Range", "")
             )
             if match is None or match.groups()[-1] == "*":
-                raise ProviderError(f"{self.scheme}: {self._url(path)}: size unknown")
+                raise ProviderError(f"{self.scheme}: {self.uri(path)}: size unknown")
             length = match.groups()[-1]
             response = probe
         return ObjectInfo(
@@ -213,11 +202,11 @@ class HTTPSProvider:
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         raise UnsupportedOperationError(
-            f"{self.scheme}: cannot list {self._url(prefix)}: plain HTTP has no listing;"
+            f"{self.scheme}: cannot list {self.uri(prefix)}: plain HTTP has no listing;"
             " index the files through their store's provider (s3://, gs://, ...)"
         )
 
-    def put_index(self, path: str, data: bytes) -> None:
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         raise UnsupportedOperationError(
-            f"{self.scheme}: cannot write {self._url(path)}: the HTTPS provider is read-only"
+            f"{self.scheme}: cannot write {self.uri(path)}: the HTTPS provider is read-only"
         )

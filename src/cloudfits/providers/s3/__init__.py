@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import kit
 from ..base import ProviderSpec
 from ..hookspecs import hookimpl
 
@@ -88,10 +89,7 @@ def check_anonymous(anonymous: object, *, requester_pays: bool = False) -> None:
 
 def split_bucket_key(path: str) -> tuple[str, str]:
     """``"bucket/a/b.fits"`` -> ``("bucket", "a/b.fits")``."""
-    bucket, _, key = path.partition("/")
-    if not bucket:
-        raise ValueError(f"s3 path {path!r} has no bucket")
-    return bucket, key
+    return kit.split_bucket_key(path, "s3")
 
 
 def _client() -> ModuleType:

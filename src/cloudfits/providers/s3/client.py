@@ -14,16 +14,20 @@ import botocore.exceptions
 import urllib3
 from botocore import UNSIGNED
 
-from ...errors import (
-    AccessDeniedError,
-    CloudFitsError,
-    ObjectNotFoundError,
-    ProviderError,
-    StaleIndexError,
-    TransientProviderError,
-)
+from ...errors import CloudFitsError
 from ..base import ObjectInfo, check_content_range
-from ..kit import copy_into, read_body_into
+from ..kit import (
+    ErrorKind,
+    ProviderEdges,
+    check_range,
+    check_start,
+    copy_into,
+    index_content_type,
+    kind_of_status,
+    read_body_into,
+    reading,
+    sorted_listing,
+)
 from . import S3Config, split_bucket_key
 from .presigned import URL_SECONDS, PresignedReads
 
@@ -79,12 +83,12 @@ def _add_requester_pays(request: Any, **_: Any) -> None:
     request.headers["x-amz-request-payer"] = "requester"
 
 
-class S3Provider:
+class S3Provider(ProviderEdges):
     """Reads ranges of S3 objects, lists prefixes and writes indexes."""
 
     def __init__(self, config: S3Config, *, name: str = "s3", uri_prefix: str = "s3://") -> None:
         self.config = config
-        self.scheme = name
+        self.name = self.scheme = name
         self._uri_prefix = uri_prefix
         self._client_lock = threading.Lock()
         self._client: Any = None
@@ -100,9 +104,6 @@ class S3Provider:
                 connect_timeout=config.connect_timeout,
                 read_timeout=config.read_timeout,
             )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
 
     @property
     def client(self) -> Any:
@@ -166,7 +167,7 @@ class S3Provider:
             return None  # the botocore path reports the problem
         return url
 
-    def _uri(self, path: str) -> str:
+    def uri(self, path: str) -> str:
         return self._uri_prefix + path
 
     def _secrets(self) -> list[str]:
@@ -187,7 +188,7 @@ class S3Provider:
             text = text.replace(secret, "***")
         return text
 
-    def _error(self, err: Exception, path: str, what: str) -> Exception:
+    def _error(self, err: Exception, path: str, what: str) -> CloudFitsError:
         found = self._classify(err, path, what)
         message = found.args[0] if found.args else ""
         hint = self._scrub(found.hint)
@@ -217,60 +218,62 @@ class S3Provider:
         return ""
 
     def _classify(self, err: Exception, path: str, what: str) -> CloudFitsError:
-        uri = self._uri(path)
         if isinstance(err, (*_TRANSIENT_BOTOCORE, *_TRANSIENT_STREAM)):
-            return TransientProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}")
+            return self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__)
         if isinstance(err, botocore.exceptions.NoCredentialsError):
             public = (
                 "" if self.config.requester_pays else ", or for a public bucket pass anonymous=True"
             )
-            return AccessDeniedError(
-                f"{self.scheme}: {what} {uri}: no credentials found",
-                hint=f"configure AWS credentials (AWS_ACCESS_KEY_ID and"
-                f" AWS_SECRET_ACCESS_KEY, or profile=NAME){public}",
+            hint = (
+                "configure AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,"
+                f" or profile=NAME){public}"
             )
+            return self.error(ErrorKind.DENIED, what, path, "no credentials found", hint)
         if isinstance(err, botocore.exceptions.ClientError):
             code = str(err.response.get("Error", {}).get("Code", ""))
             status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-            if code in _STALE or status == "412":
-                return StaleIndexError(
-                    f"{self.scheme}: {uri} changed since it was indexed (its ETag differs):"
-                    " rebuild the index"
-                )
-            if code in _THROTTLED or status == "429" or status.startswith("5"):
-                return TransientProviderError(
-                    f"{self.scheme}: {what} {uri}: {code or status} (HTTP {status})"
-                )
-            if code in _NOT_FOUND or status == "404":
-                return ObjectNotFoundError(f"{self.scheme}: {what} {uri}: not found ({code})")
-            if code in _DENIED or status == "403":
-                return AccessDeniedError(
-                    f"{self.scheme}: {what} {uri}: access denied ({code or 'HTTP 403'})",
-                    hint=self._denied_hint(code),
-                )
+            kind = kind_of_status(status)
+            if code in _STALE:
+                kind = ErrorKind.STALE
+            elif code in _THROTTLED:
+                kind = ErrorKind.TRANSIENT
+            elif code in _NOT_FOUND:
+                kind = ErrorKind.NOT_FOUND
+            elif code in _DENIED:
+                kind = ErrorKind.DENIED
+            if kind is ErrorKind.STALE:
+                return self.error(kind, what, path)
+            if kind is ErrorKind.DENIED:
+                detail = f"access denied ({code or 'HTTP 403'})"
+                return self.error(kind, what, path, detail, self._denied_hint(code))
+            if kind is ErrorKind.NOT_FOUND:
+                return self.error(kind, what, path, f"not found ({code})")
             message = str(err.response.get("Error", {}).get("Message", ""))
-            return ProviderError(
-                f"{self.scheme}: {what} {uri}: {code or status} (HTTP {status}) {message}"
-            )
+            detail = f"{code or status} (HTTP {status})"
+            if kind is ErrorKind.OTHER and message:
+                detail += f" {message}"
+            return self.error(kind, what, path, detail)
         if isinstance(err, OSError):
-            return TransientProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}")
-        return ProviderError(f"{self.scheme}: {what} {uri}: {type(err).__name__}: {err}")
+            return self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__)
+        return self.error(ErrorKind.OTHER, what, path, f"{type(err).__name__}: {err}")
 
     def _check_etag(self, response: Any, path: str, etag: str | None) -> None:
         found = str(response.get("ETag", "")).strip('"')
         if etag is not None and found and found != etag:
             # A store that ignores If-Match still names the version it sent.
-            raise StaleIndexError(
-                f"{self.scheme}: {self._uri(path)} changed since it was indexed"
-                f" (ETag {found}, the index has {etag}): rebuild the index"
+            raise self.error(
+                ErrorKind.STALE,
+                "reading",
+                path,
+                f"the object changed since it was indexed (ETag {found}, the index has"
+                f" {etag}); rebuild the index",
             )
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
-        if start < 0 or end < start:
-            raise ValueError(f"invalid range [{start}, {end}) for {self._uri(path)}")
+        check_range(start, end, self.uri(path))
         if end == start:
             return b""
-        what = f"reading bytes [{start}, {end}) of"
+        what = reading(start, end)
         request = _range_request(path, start, end, etag)
         try:
             response = self.client.get_object(**request)
@@ -288,7 +291,7 @@ class S3Provider:
         self._check_etag(response, path, etag)
         content_range = response.get("ContentRange")
         if content_range:
-            check_content_range(content_range, start, end, len(data), uri=self._uri(path))
+            check_content_range(content_range, start, end, len(data), uri=self.uri(path))
         elif start > 0 or len(data) > end - start:
             # The whole object came back (the store ignored the range).
             data = data[start:end]
@@ -303,16 +306,15 @@ class S3Provider:
         With ``etag``, the read is conditional (``If-Match``) and a changed object
         raises `~cloudfits.errors.StaleIndexError`.
         """
-        if start < 0:
-            raise ValueError(f"invalid start {start} for {self._uri(path)}")
+        check_start(start, self.uri(path))
         end = start + len(out)
         if end == start:
             return 0
         if self._fast is not None:
-            got = self._fast.read_into(path, start, out, etag=etag, uri=self._uri(path))
+            got = self._fast.read_into(path, start, out, etag=etag, uri=self.uri(path))
             if got is not None:
                 return got
-        what = f"reading bytes [{start}, {end}) of"
+        what = reading(start, end)
         request = _range_request(path, start, end, etag)
         try:
             response = self.client.get_object(**request)
@@ -325,7 +327,7 @@ class S3Provider:
                     got = read_body_into(raw, out) if raw is not None else None
                     if got is None:
                         got = copy_into(body.read(), out)
-                    check_content_range(content_range, start, end, got, uri=self._uri(path))
+                    check_content_range(content_range, start, end, got, uri=self.uri(path))
                     return got
                 # The whole object came back (the store ignored the range).
                 return copy_into(body.read()[start:end], out)
@@ -388,14 +390,12 @@ class S3Provider:
                     )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
             raise self._error(err, prefix, "listing") from err
-        # AWS lists in byte order of the keys; some S3-compatible stores do not.
-        found.sort(key=lambda info: info.path.encode("utf-8"))
-        yield from found
+        yield from sorted_listing(found)
 
-    def put_index(self, path: str, data: bytes) -> None:
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         bucket, key = split_bucket_key(path)
-        content_type = "application/gzip" if key.endswith(".gz") else "application/json"
+        media_type = index_content_type(key, content_type)
         try:
-            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=media_type)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
             raise self._error(err, path, "writing") from err

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 
 from ..base import ObjectInfo
+from ..kit import ProviderEdges
 from ..s3 import S3Config
 from ..s3.client import S3Provider
 from . import SpacesConfig
@@ -14,16 +15,15 @@ from . import SpacesConfig
 __all__ = ["SpacesProvider"]
 
 
-class SpacesProvider:
+class SpacesProvider(ProviderEdges):
     """One S3 client per Spaces region, chosen by the first part of the path."""
+
+    name = scheme = "spaces"
 
     def __init__(self, config: SpacesConfig) -> None:
         self.config = config
         self._regions: dict[str, S3Provider] = {}
         self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"SpacesProvider({self.config!r})"
 
     def _split(self, path: str) -> tuple[str, S3Provider, str]:
         region, _, rest = path.partition("/")
@@ -64,6 +64,6 @@ class SpacesProvider:
         for info in provider.list(rest):
             yield ObjectInfo(f"{region}/{info.path}", info.size, info.etag, info.last_modified)
 
-    def put_index(self, path: str, data: bytes) -> None:
+    def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         _, provider, rest = self._split(path)
-        provider.put_index(rest, data)
+        provider.put_index(rest, data, content_type=content_type)

@@ -1,0 +1,131 @@
+"""The generated-cube S3 server of the full-scale benchmark: a smoke test of what it answers.
+
+Real sockets, boto3 and cloudfits against the server; the bytes are compared with
+astropy reading the same cube written to a local file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from astropy.io import fits
+from botocore.exceptions import ClientError
+
+import cloudfits
+from cloudfits.testing.generated import TESS_SHAPE, GeneratedCube
+from cloudfits.testing.proxy import dependent_round_trips
+from cloudfits.testing.s3gen import GeneratedS3Server, tess_objects
+
+SMALL = (20, 30, 17, 2)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[GeneratedS3Server]:
+    with GeneratedS3Server(tess_objects(5, shape=SMALL), page_size=2) as s:
+        yield s
+
+
+@pytest.fixture
+def s3(server: GeneratedS3Server) -> Any:
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def test_listing_pages_with_continuation(server: GeneratedS3Server, s3: Any) -> None:
+    server.reset()
+    pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket="tess", Prefix="cubes/"))
+    keys = [o["Key"] for p in pages for o in p.get("Contents", [])]
+    assert keys == sorted(server.objects)
+    assert len(pages) == 3
+    assert len(server.records) == 3
+    assert [o["Size"] for p in pages for o in p["Contents"]] == [
+        c.size for c in server.objects.values()
+    ]
+    top = s3.list_objects_v2(Bucket="tess", Delimiter="/")
+    assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["cubes/"]
+
+
+def test_head_range_etag_and_errors(server: GeneratedS3Server, s3: Any) -> None:
+    key, cube = next(iter(server.objects.items()))
+    head = s3.head_object(Bucket="tess", Key=key)
+    assert head["ContentLength"] == cube.size
+    assert head["ETag"].strip('"') == server.etag(key)
+    got = s3.get_object(Bucket="tess", Key=key, Range="bytes=5000-6099")
+    assert got["ContentRange"] == f"bytes 5000-6099/{cube.size}"
+    assert got["Body"].read() == cube.read(5000, 6100)
+    tail = s3.get_object(Bucket="tess", Key=key, Range="bytes=-10")
+    assert tail["Body"].read() == cube.read(cube.size - 10, cube.size)
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket="tess", Key=key, Range=f"bytes={cube.size}-")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket="tess", Key=key, Range="bytes=0-9", IfMatch='"other"')
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket="tess", Key="cubes/missing.fits")
+
+
+def test_bytes_are_the_fits_file_astropy_reads(
+    server: GeneratedS3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, cube = list(server.objects.items())[2]
+    path = tmp_path / "cube.fits"
+    path.write_bytes(cube.read(0, cube.size))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    f = cloudfits.open(f"s3://tess/{key}", endpoint_url=server.endpoint_url)
+    key4 = (slice(3, 9), slice(10, 17), slice(None), slice(None))
+    with fits.open(path) as hdul:
+        assert [h.header.tostring() for h in hdul] == [h.header.tostring() for h in f]
+        assert np.array_equal(f[1].section[key4], hdul[1].data[key4])
+        assert np.array_equal(cube.pixels(key4), hdul[1].data[key4])
+        assert np.array_equal(cube.pixels((4, 5, slice(None), 0)), hdul[1].data[4, 5, :, 0])
+        table = f[2].read(columns=["TSTART", "FFI_FILE", "BACKAPP"])
+        for name in ("TSTART", "FFI_FILE", "BACKAPP"):
+            assert np.array_equal(table[name], hdul[2].data[name])
+            assert np.array_equal(cube.column(name), hdul[2].data[name])
+    assert [(h.layout.header_offset, h.layout.data_offset, h.layout.data_size) for h in f] == [
+        layout[:3] for layout in cube.layout()
+    ]
+
+
+def test_delay_applies_to_every_answer_concurrently(server: GeneratedS3Server, s3: Any) -> None:
+    key = next(iter(server.objects))
+    server.delay = 0.05
+    try:
+        server.reset()
+        began = time.perf_counter()
+        s3.get_object(Bucket="tess", Key=key, Range="bytes=0-0")["Body"].read()
+        assert time.perf_counter() - began >= 0.05
+        records = server.records
+        assert len(records) == 1
+        assert records[0].response_bytes == 1
+        assert dependent_round_trips(records) == 1
+    finally:
+        server.delay = 0.0
+
+
+def test_full_size_layout_is_a_tess_cube() -> None:
+    cube = GeneratedCube(7)
+    assert cube.shape == TESS_SHAPE
+    assert cube.size == 45_522_973_440
+    assert [b - a for a, b in cube.header_runs()] == [8640, 11520]
+    headers = [fits.Header.fromstring(h.decode("ascii")) for h in cube.headers]
+    assert headers[1]["NAXIS4"] == 2078
+    assert headers[1]["NAXIS1"] == 2
+    assert headers[2]["TFIELDS"] == 55
+    assert headers[2]["NAXIS2"] == 1282
+    start = cube.data_offset + 4 * ((100 * 2136 + 200) * 1282 * 2)
+    raw = np.frombuffer(cube.read(start, start + 1282 * 8), ">f4")
+    assert np.array_equal(raw[::2], cube.pixels((100, 200, slice(None), 0)))

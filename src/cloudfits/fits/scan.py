@@ -16,6 +16,7 @@ from astropy.io.fits import Header, VerifyError
 from astropy.utils.exceptions import AstropyWarning
 
 from ..errors import CloudFitsWarning, FitsFormatError
+from .cards import end_card_index, first_unprintable, quick_data_size
 from .geometry import data_size
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
 
 BLOCK = 2880
 CARD = 80
-END_CARD = b"END" + b" " * 77
 DEFAULT_SPECULATIVE_READ = 16 * BLOCK
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024
 
@@ -66,10 +66,7 @@ def padded(size: int) -> int:
 
 def _end_card_index(block: bytes) -> int:
     """Index of the END card (``END`` and 77 blanks) within a 2880-byte block, or -1."""
-    for i in range(0, len(block), CARD):
-        if block[i : i + CARD] == END_CARD:
-            return i
-    return -1
+    return end_card_index(block)
 
 
 def parse_header(text: str, *, where: str) -> Header:
@@ -221,13 +218,17 @@ def _scan_one(
             break
         block_start += BLOCK
     raw = buffer.get(offset, block_start + end + CARD, where=where)
-    bad = next((i for i, b in enumerate(raw) if not 32 <= b <= 126), None)
+    bad = first_unprintable(raw)
     if bad is not None:
         raise FitsFormatError(
             f"{where}: header byte {offset + bad} is not printable ASCII ({raw[bad]:#04x})"
         )
     text = raw.decode("ascii")
-    nbytes = header_data_size(parse_header(text, where=where), where=where)
+    # The mandatory cards give the size; astropy parses the header only when they
+    # are unusual, so that its diagnosis is the one reported.
+    nbytes = quick_data_size(raw)
+    if nbytes is None:
+        nbytes = header_data_size(parse_header(text, where=where), where=where)
     data_offset = block_start + BLOCK
     if data_offset + nbytes > size:
         raise FitsFormatError(

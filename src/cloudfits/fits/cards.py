@@ -1,0 +1,74 @@
+"""Fast structural reading of raw header bytes: printable check, END card, data size.
+
+Scanning an archive reads hundreds of headers per second, and astropy's
+``Header.fromstring`` costs more than the network wait of one of them. What a scan
+needs from a header is only where it ends and how many data bytes follow, which the
+mandatory cards say; these functions read them from the raw bytes directly. Anything
+unusual (a missing or repeated size card, a value that is not a plain integer, random
+groups) makes `quick_data_size` answer ``None``, and the caller asks astropy, whose
+answer, or error message, is then the one given.
+"""
+
+from __future__ import annotations
+
+import re
+from math import prod
+
+__all__ = ["END_CARD", "end_card_index", "first_unprintable", "quick_data_size"]
+
+CARD = 80
+END_CARD = b"END" + b" " * 77
+_PRINTABLE = bytes(range(32, 127))
+_BITPIX = {8, 16, 32, 64, -32, -64}
+_MAX_NAXIS = 999
+_INTEGER = re.compile(rb" *([+-]?[0-9]{1,20}) *(?:/.*)?")
+_SIZE_KEYS = {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS"}
+
+
+def first_unprintable(raw: bytes) -> int | None:
+    """Index of the first byte outside printable ASCII (32 to 126), or None."""
+    if not raw.translate(None, _PRINTABLE):
+        return None
+    return next(i for i, b in enumerate(raw) if not 32 <= b <= 126)
+
+
+def end_card_index(raw: bytes, start: int = 0) -> int:
+    """Offset of the first END card (``END`` and 77 blanks) at a card boundary, or -1."""
+    at = raw.find(END_CARD, start)
+    while at >= 0 and at % CARD:
+        at = raw.find(END_CARD, at + 1)
+    return at
+
+
+def quick_data_size(raw: bytes) -> int | None:
+    """Data bytes after the header ``raw`` (cards up to END), or None to ask astropy.
+
+    ``|BITPIX| / 8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn)``, from the cards'
+    fixed-format integer values.
+    """
+    found: dict[bytes, bytes] = {}
+    for i in range(0, len(raw), CARD):
+        key = raw[i : i + 8].rstrip(b" ")
+        if key in _SIZE_KEYS or key.startswith(b"NAXIS"):
+            if key in found or raw[i + 8 : i + 10] != b"= ":
+                return None
+            found[key] = raw[i + 10 : i + CARD]
+    if b"GROUPS" in found:
+        return None
+    values: dict[bytes, int] = {}
+    for key, text in found.items():
+        match = _INTEGER.fullmatch(text)
+        if match is None:
+            return None
+        values[key] = int(match.group(1))
+    bits = values.get(b"BITPIX")
+    naxis = values.get(b"NAXIS")
+    if bits not in _BITPIX or naxis is None or not 0 <= naxis <= _MAX_NAXIS:
+        return None
+    lengths = [values.get(b"NAXIS%d" % i, -1) for i in range(1, naxis + 1)]
+    pcount, gcount = values.get(b"PCOUNT", 0), values.get(b"GCOUNT", 1)
+    if min(lengths, default=0) < 0 or pcount < 0 or gcount < 0:
+        return None
+    if not lengths:
+        return 0
+    return abs(bits) // 8 * gcount * (pcount + prod(lengths))

@@ -2,7 +2,10 @@
 
 `build_index` lists the objects once, on the caller's side, then hands them to
 `scan_objects`. With the local executor a thread pool scans them side by side (a scan
-is a chain of small dependent reads, so it waits on the network, not on the CPU). With
+is a chain of small dependent reads, so it waits on the network, not on the CPU), and
+the first object of each size predicts the layout of the others of that size: each of
+them is one read of all its header runs at once, verified, and scanned only when the
+bytes disagree (`cloudfits.fits.predict`). With
 a Dask executor the same `ScanJob` (plain, picklable values) runs as tasks on a cluster
 (`cloudfits.scale.executors`, the optional ``dask`` extra).
 """
@@ -11,16 +14,21 @@ from __future__ import annotations
 
 import os
 import posixpath
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from ..errors import CloudFitsError
 from ..fetch.pool import prestart
 from ..fetch.reader import ObjectReader
+from ..fetch.spans import FetchOptions
 from ..fetch.stats import ReadStats
-from ..fits.scan import DEFAULT_SPECULATIVE_READ, HDULayout, scan_fits
+from ..fits.predict import header_runs, predictable, verify_prediction
+from ..fits.scan import BLOCK, DEFAULT_SPECULATIVE_READ, HDULayout, padded, scan_fits
 from ..providers.base import ObjectInfo, Provider
 from ..providers.location import ObjectLocation, ProviderOptions
 from ..uri import make_uri, redact_uri
@@ -35,6 +43,7 @@ __all__ = [
     "ScanResult",
     "check_scan_arguments",
     "is_local",
+    "predicted_layouts",
     "scan_locally",
     "scan_object",
     "scan_threads",
@@ -68,6 +77,34 @@ def scan_object(
         provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
     )
     return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
+
+
+def predicted_layouts(
+    provider: Provider,
+    info: ObjectInfo,
+    uri: str,
+    template: Sequence[HDULayout],
+    *,
+    stats: ReadStats | None = None,
+    speculative: int = DEFAULT_SPECULATIVE_READ,
+) -> list[HDULayout] | None:
+    """The layouts of ``info`` read where ``template`` puts its headers, all runs at once;
+    None when a scan (whose first read is ``speculative`` bytes) would cost no more, or
+    the bytes do not bear the prediction out (or the read failed: the scan that follows
+    reports why)."""
+    if not predictable(template, info.size, padded(max(speculative, BLOCK))):
+        return None
+    reader = ObjectReader(
+        provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
+    )
+    runs = header_runs(template)
+    starts = [a for a, _ in runs]
+    ends = [b for _, b in runs]
+    try:
+        chunks = reader.read_ranges(0, np.asarray(starts), np.asarray(ends), FetchOptions())
+    except FAILURES:
+        return None
+    return verify_prediction(template, info.size, [c.tobytes() for c in chunks])
 
 
 @dataclass(frozen=True)
@@ -116,10 +153,23 @@ class ScanJob:
         """The object's path relative to ``base``, as the index holds it."""
         return posixpath.relpath(info.path.replace(os.sep, "/"), self.base.replace(os.sep, "/"))
 
-    def entry(self, provider: Provider, info: ObjectInfo, stats: ReadStats | None) -> FileEntry:
-        """Scan one object's headers into its index entry."""
+    def entry(
+        self,
+        provider: Provider,
+        info: ObjectInfo,
+        stats: ReadStats | None,
+        template: Sequence[HDULayout] | None = None,
+    ) -> FileEntry:
+        """Scan one object's headers into its index entry (first at the places
+        ``template``, another object's layouts, predicts)."""
         uri = self.uri(info)
-        hdus = scan_object(provider, info, uri, stats=stats, speculative=self.speculative_read)
+        hdus = None
+        if template is not None:
+            hdus = predicted_layouts(
+                provider, info, uri, template, stats=stats, speculative=self.speculative_read
+            )
+        if hdus is None:
+            hdus = scan_object(provider, info, uri, stats=stats, speculative=self.speculative_read)
         return FileEntry(
             self.relative(info),
             info.size,
@@ -152,16 +202,39 @@ def scan_threads(
     catch: bool,
 ) -> list[FileEntry | Exception]:
     """Scan ``objects`` on a local thread pool; with ``catch``, failures come back in
-    place of their entries instead of raising."""
+    place of their entries instead of raising.
 
-    def one(info: ObjectInfo) -> FileEntry | Exception:
-        result: FileEntry | Exception
+    The first object of each size leads: the others of that size wait for its layout
+    and are read where it predicts. A leader is submitted before its followers and
+    never waits, so the pool cannot fill with waiting followers.
+    """
+    first_of_size: dict[int, int] = {}
+    leader_of: dict[int, int] = {}
+    for number, info in enumerate(objects):
+        leader = first_of_size.setdefault(info.size, number)
+        if leader != number:
+            leader_of[number] = leader
+    done = {leader: threading.Event() for leader in set(leader_of.values())}
+    templates: dict[int, tuple[HDULayout, ...]] = {}
+
+    def one(number: int) -> FileEntry | Exception:
+        info = objects[number]
+        result: FileEntry | Exception | None = None
+        template = None
+        if number in leader_of:
+            done[leader_of[number]].wait()
+            template = templates.get(leader_of[number])
         try:
-            result = job.entry(provider, info, stats)
+            result = job.entry(provider, info, stats, template)
         except FAILURES as err:
             if not catch:
                 raise
             result = err
+        finally:
+            if number in done:  # followers wake whatever happened
+                if isinstance(result, FileEntry):
+                    templates[number] = result.hdus
+                done[number].set()
         if on_scanned is not None:
             on_scanned(info)
         return result
@@ -169,7 +242,7 @@ def scan_threads(
     workers = max(1, min(concurrency, len(objects)))
     with ThreadPoolExecutor(workers, thread_name_prefix="cloudfits-index") as pool:
         prestart(pool, len(objects))
-        return list(pool.map(one, objects))
+        return list(pool.map(one, range(len(objects))))
 
 
 def check_scan_arguments(executor: Executor, batch_size: int | None, errors: Errors) -> None:

@@ -129,3 +129,35 @@ def test_full_size_layout_is_a_tess_cube() -> None:
     start = cube.data_offset + 4 * ((100 * 2136 + 200) * 1282 * 2)
     raw = np.frombuffer(cube.read(start, start + 1282 * 8), ">f4")
     assert np.array_equal(raw[::2], cube.pixels((100, 200, slice(None), 0)))
+
+
+def test_indexing_predicts_layouts_and_scans_where_they_differ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    same = [GeneratedCube(n, SMALL) for n in range(3)]
+    other = GeneratedCube(3, (20, 20, 25, 2))  # the same size, its table elsewhere
+    assert other.size == same[0].size
+    objects = {
+        "cubes/a.fits": same[0],
+        "cubes/b.fits": same[1],
+        "cubes/c.fits": other,
+        "cubes/d.fits": same[2],
+    }
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with GeneratedS3Server(objects) as server:
+        index = cloudfits.build_index("s3://tess/cubes/", endpoint_url=server.endpoint_url)
+        records = server.records
+    got = {
+        e.path: [(h.header_offset, h.data_offset, h.data_size, h.header) for h in e.hdus]
+        for e in index.files
+    }
+    assert got == {key.removeprefix("cubes/"): cube.layout() for key, cube in objects.items()}
+
+    def reads(name: str) -> list[int]:
+        return [r.response_bytes for r in records if r.method == "GET" and name in r.target]
+
+    for name, cube in (("b.fits", same[1]), ("d.fits", same[2])):
+        assert sorted(reads(name)) == sorted(b - a for a, b in cube.header_runs())
+    # c.fits: the predicted read, refused, then a scan of its own.
+    assert len(reads("c.fits")) == len(reads("a.fits")) + len(same[0].header_runs())

@@ -39,6 +39,12 @@ from .scale.cutouts import batch_cutouts
 
 _compat.install()
 
+
+def __dir__() -> list[str]:
+    """The public names: ``dir(cloudfits)`` lists the API, not the subpackages."""
+    return sorted(__all__)
+
+
 stats = process_stats
 """Requests and bytes of every read made by this process (a `ReadStats`)."""
 

@@ -265,7 +265,7 @@ def test_index_requester_pays_prints_the_cost(tess_bucket: str, s3_server: S3Ser
     plain = cloudfits("index", tess_bucket + "/", "--index-uri", uri)
     assert plain.returncode == 0, plain.stderr
     assert "cost" not in plain.stderr
-    assert "indexed 1 files (3 HDUs)" in plain.stdout
+    assert "indexed 1 file (3 HDUs)" in plain.stdout
 
 
 def test_price_from_the_option_and_bad_prices(tess_bucket: str, s3_server: S3Server) -> None:

@@ -220,7 +220,7 @@ def test_the_cases_cover_every_feature(compressed_files: dict[str, Path]) -> Non
 def test_tile_table_is_read_once(compressed_files: dict[str, Path]) -> None:
     f = cloudfits.open(compressed_files["RICE_1-i2"])
     hdu = f[1]
-    f.stats.reset()  # opening scanned the headers
+    f.reset_stats()  # opening scanned the headers
     hdu.section[0:8, 0:20]  # one tile
     first = f.stats.snapshot()
     assert first["requests"] == 2  # the tile table, then the tile
@@ -260,7 +260,7 @@ def test_a_small_section_of_a_big_image_fetches_only_its_tiles(
         f = cloudfits.open("s3://big/big-rice.fits", endpoint_url=proxy.url)
         hdu = f[1]
         proxy.reset()
-        f.stats.reset()
+        f.reset_stats()
         key = (slice(1250, 1350), slice(2030, 2130))  # 2 x 2 tiles
         got = hdu.section[key]
         np.testing.assert_array_equal(got, data[key])
@@ -287,7 +287,7 @@ def test_a_strided_key_skips_the_tiles_between(compressed_files: dict[str, Path]
     hdu = f[1]
     table = hdu.compressed.descriptor_rows(f.fetch_options)  # tiles of 8 x 20 pixels
     sizes = np.asarray(table["COMPRESSED_DATA"]).reshape(-1, 2)[:, 0]
-    f.stats.reset()
+    f.reset_stats()
     got = hdu.section[0:45:16, 3]  # rows 0, 16, 32: tile rows 0, 2, 4 of column 0
     with fits.open(compressed_files["RICE_1-i2"]) as hdul:
         np.testing.assert_array_equal(got, hdul[1].data[0:45:16, 3])

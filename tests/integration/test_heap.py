@@ -109,7 +109,7 @@ def test_a_few_rows_fetch_only_their_heap_bytes(vla_file: Path) -> None:
         heap = int(hdul[1].header["PCOUNT"])
         rowlen = int(hdul[1].header["NAXIS1"])
         expected = Table.read(hdul[1])[[5, 250]]
-    f.stats.reset()
+    f.reset_stats()
     got = hdu.read(rows=[5, 250], max_gap=0)  # no gap bridged: exactly the bytes needed
     assert_tables_equal(got, expected)
     row_heap = sum(
@@ -118,7 +118,7 @@ def test_a_few_rows_fetch_only_their_heap_bytes(vla_file: Path) -> None:
         for i in range(2)
     ) + sum(np.asarray(got["NAME"][i]).size for i in range(2))  # one byte per character
     assert f.stats.bytes == 2 * rowlen + row_heap
-    f.stats.reset()
+    f.reset_stats()
     assert_tables_equal(hdu.read(rows=[5, 250]), expected)
     assert f.stats.bytes < heap / 3  # gaps under max_gap are bridged
 

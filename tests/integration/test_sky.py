@@ -101,7 +101,7 @@ def test_cutout_equals_astropys(
     position = wcs.pixel_to_world(x, y)
     assert isinstance(position, SkyCoord)
     for where in (position, (x, y)):
-        hdu.file.stats.reset()
+        hdu.file.reset_stats()
         got = hdu.cutout(where, size, mode=mode)
         expected = Cutout2D(data, where, size, wcs=wcs, mode=mode)
         assert isinstance(got, Cutout2D)

@@ -102,7 +102,7 @@ def test_verify_of_an_unchanged_local_index(
     _write_fits(data / "a.fits", 1)
     assert _run(["index", str(data), "--index-uri", str(tmp_path / "i.json")], capsys)[0] == 0
     status, out = _run(["--verify", str(tmp_path / "i.json")], capsys, index=True)
-    assert (status, out.splitlines()[-1]) == (0, "1 files: 1 ok")
+    assert (status, out.splitlines()[-1]) == (0, "1 file: 1 ok")
     (data / "a.fits").unlink()
     assert _run(["verify", str(tmp_path / "i.json")], capsys)[0] == 1
 

@@ -22,7 +22,7 @@ from .common import EXIT_OK, add_json_argument, add_quiet_argument, write_json
 from .pricing import add_cost_arguments
 from .targets import add_target_arguments, open_targets
 
-__all__ = ["add_arguments", "card_value", "run", "select_cards", "select_hdus"]
+__all__ = ["add_arguments", "card_value", "hdu_key", "run", "select_cards", "select_hdus"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hdu",
         action="append",
         metavar="HDU",
-        help="an HDU number or EXTNAME (repeatable; default every HDU)",
+        help="an HDU number, EXTNAME, or EXTNAME,EXTVER as fitsheader takes it"
+        " (repeatable; default every HDU)",
     )
     parser.add_argument(
         "-k",
@@ -47,6 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_cost_arguments(parser)
 
 
+def hdu_key(text: str) -> int | str | tuple[str, int]:
+    """An ``--hdu`` value as an HDU key: ``"1"``, ``"SCI"``, or ``"SCI,2"`` as fitsheader
+    takes it (EXTNAME and EXTVER)."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    name, comma, version = text.rpartition(",")
+    if comma and name and version.strip().isdigit():
+        return (name.strip(), int(version))
+    return text
+
+
 def select_hdus(f: RemoteFITS, wanted: list[str] | None) -> Iterator[RemoteHDU]:
     """The HDUs of ``f`` named by number or EXTNAME in ``wanted`` (all when None)."""
     if not wanted:
@@ -54,7 +66,7 @@ def select_hdus(f: RemoteFITS, wanted: list[str] | None) -> Iterator[RemoteHDU]:
         return
     for key in wanted:
         try:
-            yield f[int(key) if key.lstrip("-").isdigit() else key]
+            yield f[hdu_key(key)]
         except (IndexError, KeyError):
             print(f"cloudfits headers: {f.uri} has no HDU {key}", file=sys.stderr)
 

@@ -268,8 +268,9 @@ def _report(
         )
     elif not args.quiet:
         print(
-            f"indexed {len(index.files)} files ({hdus} HDUs) from {redact_uri(source)}:"
-            f" {stats.requests} requests, {stats.bytes} bytes read"
+            f"indexed {plural(len(index.files), 'file')} ({plural(hdus, 'HDU')}) from"
+            f" {redact_uri(source)}: {plural(stats.requests, 'request')},"
+            f" {stats.bytes:,} bytes read"
         )
         print(f"data URI: {index.data_uri}")
         if index_uri:

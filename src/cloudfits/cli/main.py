@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,7 +161,17 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run a parsed command; map its exceptions to exit codes and messages."""
     before = process_stats.snapshot()
     try:
-        return int(args.run(args))
+        if hasattr(args, "price_per_gb"):
+            prices(args)  # a bad price is a usage error before anything is read
+        code = int(args.run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader stopped (``| head``): what it wanted was written; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
     except UsageError as err:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
@@ -197,6 +208,12 @@ def index_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 error reading or writing, 2 usage error.",
     )
     _add_index_arguments(parser)
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="cloudfits-index --verify INDEX_URI [--json]: check that every file of an"
+        " index is still as indexed (the same as cloudfits verify)",
+    )
     parser.set_defaults(run=run_index)
     return parser
 

@@ -28,6 +28,7 @@ from .common import (
     provider_flags,
     write_json,
 )
+from .pricing import plural
 
 if TYPE_CHECKING:
     from astropy.table import Table
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if len(table):
         table.pprint_all()
     if not args.quiet:
-        print(f"{len(table)} HDUs of {len(index)} files match", file=sys.stderr)
+        matched = f"{plural(len(table), 'HDU')} of {plural(len(index), 'file')}"
+        print(f"{matched} {'matches' if len(table) == 1 else 'match'}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -47,6 +47,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "paths",
         metavar="PATH",
         nargs="*",
+        default=[],  # so that argparse does not call PATH required
         help="with an index: only these files (paths relative to its data URI)",
     )
     parser.add_argument(

@@ -39,7 +39,7 @@ def run_demo(*, frames: int = 50, size: int = 128) -> int:
             from ..testing.seaweedfs import start_seaweedfs
             from ..testing.tess import make_tess_cube
     except ImportError as err:
-        print(f"cloudfits demo needs the demo extra (pip install 'cloudfits[demo]'): {err}")
+        print(f"cloudfits demo needs the demo extra (pip install -e '.[demo]'): {err}")
         return 1
     with tempfile.TemporaryDirectory(prefix="cloudfits-demo-") as tmp:
         work = Path(tmp)
@@ -80,18 +80,14 @@ def run_demo(*, frames: int = 50, size: int = 128) -> int:
             if code:
                 return code
 
-            paying = {"requester_pays": True}
-            print(
-                f'\n>>> index = cloudfits.download_index("{INDEX_BUCKET}", requester_pays=True,'
-                f" data_options={paying!r})"
-            )
-            index = cloudfits.download_index(INDEX_BUCKET, requester_pays=True, data_options=paying)
+            print(f'\n>>> index = cloudfits.download_index("{INDEX_BUCKET}")')
+            index = cloudfits.download_index(INDEX_BUCKET)
             print(f"{index!r}")
             print(">>> index.headers[2][0, 10]")
             cell = index.headers[2][0, 10]
             print(repr(cell))
 
-            f = index.open(CUBE_NAME, requester_pays=True)
+            f = index.open(CUBE_NAME)
             f.info()
             print("\n>>> f[1].header")
             print(repr(f[1].header))
@@ -116,9 +112,7 @@ def run_demo(*, frames: int = 50, size: int = 128) -> int:
             )
 
             remote_stats = cloudfits.ReadStats()
-            remote = cloudfits.build_index(
-                f"s3://{DATA_BUCKET}/{DATA_PREFIX}/", stats=remote_stats, requester_pays=True
-            )
+            remote = cloudfits.build_index(f"s3://{DATA_BUCKET}/{DATA_PREFIX}/", stats=remote_stats)
             hdus = sum(len(e.hdus) for e in remote.files)
             print(
                 f"\nremote indexing of s3://{DATA_BUCKET}/{DATA_PREFIX}/: {len(remote.files)} file,"

@@ -26,6 +26,7 @@ from .common import (
     provider_flags,
     write_json,
 )
+from .pricing import plural
 
 __all__ = ["add_arguments", "run"]
 
@@ -50,7 +51,7 @@ def report_text(checks: list[FileCheck], stream: TextIO) -> None:
         line = f"{check.status.upper():<8} {check.path}"
         stream.write(line + (f": {check.message}\n" if check.message else "\n"))
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    stream.write(f"{sum(counts.values())} files: {summary or 'none'}\n")
+    stream.write(f"{plural(sum(counts.values()), 'file')}: {summary or 'none'}\n")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -62,6 +62,20 @@ class ReadStats:
         with self._lock:
             return {"requests": self._counts.requests, "bytes": self._counts.bytes}
 
+    def copy(self) -> ReadStats:
+        """A detached copy of the counts as of now (later reads do not change it)."""
+        counts = self.snapshot()
+        copied = ReadStats()
+        copied.add(counts["requests"], counts["bytes"])
+        return copied
+
+    def __sub__(self, other: ReadStats) -> ReadStats:
+        """The requests and bytes counted between ``other`` (earlier) and ``self``."""
+        mine, theirs = self.snapshot(), other.snapshot()
+        difference = ReadStats()
+        difference.add(mine["requests"] - theirs["requests"], mine["bytes"] - theirs["bytes"])
+        return difference
+
     def reset(self) -> None:
         """Set both counters back to zero."""
         with self._lock:

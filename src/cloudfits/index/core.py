@@ -110,7 +110,8 @@ class FitsIndex:
         self.source = ListSource(list(files))
 
     def __repr__(self) -> str:
-        return f"<FitsIndex {self.data_uri!r}: {len(self)} files>"
+        n = len(self)
+        return f"<FitsIndex {self.data_uri!r}: {n:,} file{'' if n == 1 else 's'}>"
 
     def __len__(self) -> int:
         return len(self.source)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from astropy.io.fits import Header
-from astropy.io.fits.hdu.image import Section as _AstropySection
 
 from ..errors import IndexFormatError
 from ..fetch.reader import ObjectReader
@@ -31,6 +30,7 @@ from ..fits.scan import (
 from ..providers.location import ObjectLocation
 from .compressed import TileCompressedImage
 from .info import hdu_summary, print_info
+from .section import Section, split_fetch_options
 from .sky import cutout, header_wcs
 from .tables import column_definitions, read_table, row_count
 
@@ -39,51 +39,7 @@ if TYPE_CHECKING:
 
     from ..index.core import FileEntry, FitsIndex
 
-__all__ = ["RemoteFITS", "RemoteHDU", "Section", "open"]
-
-_FETCH_KEYS = ("max_gap", "max_part", "max_concurrency")
-
-
-def split_fetch_options(options: dict[str, Any]) -> tuple[FetchOptions, dict[str, Any]]:
-    tuning = {k: options.pop(k) for k in _FETCH_KEYS if k in options}
-    return FetchOptions.from_environment().updated(**tuning), options
-
-
-class Section(_AstropySection):  # type: ignore[misc]
-    """Numpy-style access to part of an image, reading only the bytes it needs.
-
-    ``hdu.section[key]`` takes any numpy basic index (integers, negative integers,
-    slices with steps, ``...``, ``None``) and returns what ``hdul[n].data[key]``
-    returns in astropy: the same values and dtype, in native byte order. For a
-    tile-compressed image only the tiles the key touches are fetched. Like astropy's
-    ``Section`` (of which it is a subclass) it has ``shape``, ``dtype`` and ``ndim``, so
-    `astropy.nddata.Cutout2D` takes it as lazily as astropy's own.
-    """
-
-    def __init__(self, hdu: RemoteHDU) -> None:
-        super().__init__(hdu)
-        self._hdu = hdu
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The image's numpy shape."""
-        return self._hdu.shape
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """The type of the values returned."""
-        return self._hdu.dtype
-
-    @property
-    def ndim(self) -> int:
-        """Number of axes."""
-        return len(self.shape)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return self._hdu.read_section(key)
-
-    def __repr__(self) -> str:
-        return f"<Section of {self._hdu!r}>"
+__all__ = ["RemoteFITS", "RemoteHDU", "Section", "open", "split_fetch_options"]
 
 
 class RemoteHDU:
@@ -96,7 +52,12 @@ class RemoteHDU:
         self._layout_checked = False
 
     def __repr__(self) -> str:
-        return f"<RemoteHDU {self.number} ({self.kind.value}) of {self.file.uri}>"
+        name = f" {self.name!r}" if self.name else ""
+        try:
+            what = f"{self.kind.value} {self.shape} {self.dtype}"
+        except (ValueError, TypeError, KeyError):  # a malformed header still has a repr
+            what = self.kind.value
+        return f"<RemoteHDU {self.number}{name} ({what}) of {self.file.uri}>"
 
     @cached_property
     def raw_header(self) -> Header:
@@ -239,7 +200,7 @@ class RemoteHDU:
         Each chunk is computed by a planned read of exactly its bytes, with the values
         and type of `section`. The graph pickles without the open file, so it runs on
         ``dask.distributed`` workers (see :doc:`dask-arrays`). Needs
-        ``pip install 'cloudfits[dask]'``.
+        ``pip install -e '.[dask]'``.
 
         Parameters
         ----------
@@ -362,7 +323,7 @@ class RemoteFITS:
         self.size = size
         self.etag = etag
         self.fetch_options = fetch_options or FetchOptions.from_environment()
-        self.stats = stats or ReadStats()
+        self.live_stats = stats or ReadStats()
         self.hdus = [RemoteHDU(self, i, layout) for i, layout in enumerate(layouts)]
 
     @classmethod
@@ -402,8 +363,22 @@ class RemoteFITS:
             location, entry.hdus, size=entry.size, etag=entry.etag, fetch_options=fetch_options
         )
 
+    @property
+    def stats(self) -> ReadStats:
+        """Requests and bytes of every read of this file so far: a snapshot.
+
+        ``before = f.stats; ...; f.stats - before`` is what the reads between cost.
+        `live_stats` is the counter itself (for a progress bar); `reset_stats` zeroes it.
+        """
+        return self.live_stats.copy()
+
+    def reset_stats(self) -> None:
+        """Set this file's counters back to zero."""
+        self.live_stats.reset()
+
     def __repr__(self) -> str:
-        return f"<RemoteFITS {self.uri} ({len(self.hdus)} HDUs)>"
+        n = len(self.hdus)
+        return f"<RemoteFITS {self.uri} ({n} HDU{'' if n == 1 else 's'})>"
 
     def __len__(self) -> int:
         return len(self.hdus)

@@ -1,0 +1,188 @@
+"""What a new user meets first, on local files: the commands' words, reprs, ``dir``.
+
+Each test measures one of the small traps of the first day (issue "a new user's day",
+item 14): plurals and thousands separators, fitsheader's ``-e NAME,VER``, a closed
+pipe, ``info`` without an argument, ``cloudfits-index --help``, ``RemoteHDU``'s repr and
+``dir(cloudfits)``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import cloudfits
+from cloudfits.cli import index_main, main
+
+
+def _file(path: Path) -> Path:
+    primary = fits.PrimaryHDU(np.arange(100, dtype=np.int16).reshape(10, 10))
+    primary.header["OBJECT"] = "M31"
+    first = fits.ImageHDU(np.ones((64, 56), dtype=np.float32), name="SCI")
+    second = fits.ImageHDU(np.zeros((4, 4), dtype=np.float32), name="SCI", ver=2)
+    second.header["MARK"] = "second"
+    table = fits.BinTableHDU.from_columns([fits.Column("X", "J", array=np.arange(200))])
+    fits.HDUList([primary, first, second, table]).writeto(path)
+    return path
+
+
+@pytest.fixture
+def one_file(tmp_path: Path) -> Path:
+    directory = tmp_path / "data"
+    directory.mkdir()
+    return _file(directory / "a.fits")
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(
+        [sys.executable, "-m", "cloudfits", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+
+
+def test_one_file_is_singular_and_big_numbers_have_separators(
+    one_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_uri = str(tmp_path / "idx.json")
+    assert main(["index", str(one_file.parent), "--index-uri", index_uri]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 1 file (4 HDUs)" in out, out
+    assert "1 request," in out
+    assert "34,560 bytes read" in out  # the whole 34,560-byte file, with its separator
+    assert main(["verify", index_uri]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 file: 1 ok"
+    assert main(["search", index_uri, "NAXIS == 2 and NAXIS1 == 56"]) == 0
+    assert "1 HDU of 1 file matches" in capsys.readouterr().err
+    index = cloudfits.load_index(index_uri)
+    assert repr(index).endswith(": 1 file>")
+
+
+def test_headers_takes_fitsheaders_name_comma_version(
+    one_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["headers", str(one_file), "-e", "SCI,2", "-k", "MARK"]) == 0
+    out = capsys.readouterr().out
+    assert "HDU 2" in out
+    assert "second" in out
+
+
+def test_info_without_an_argument_names_only_uri(tmp_path: Path) -> None:
+    done = _run(["info"], tmp_path)
+    assert done.returncode == 2
+    assert "required: URI" in done.stderr
+    assert "PATH" not in done.stderr.splitlines()[-1]
+
+
+def test_a_closed_pipe_is_no_error(one_file: Path, tmp_path: Path) -> None:
+    index_uri = str(tmp_path / "idx.json")
+    assert main(["index", str(one_file.parent), "--index-uri", index_uri, "-q"]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cloudfits", "verify", index_uri, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # as `| head` does once it has its lines
+    _, err = process.communicate(timeout=60)
+    assert b"Broken pipe" not in err, err
+    assert b"BrokenPipeError" not in err, err
+    assert process.returncode == 0
+
+
+def test_cloudfits_index_help_lists_verify(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        index_main(["--help"])
+    assert "--verify" in capsys.readouterr().out
+
+
+def test_remote_hdu_repr_has_name_shape_and_dtype(one_file: Path) -> None:
+    f = cloudfits.open(str(one_file))
+    text = repr(f["SCI"])
+    assert "'SCI'" in text
+    assert "(64, 56)" in text
+    assert "float32" in text
+    assert "(200,)" in repr(f[3])
+    assert repr(f).endswith("(4 HDUs)>")
+
+
+def test_dir_lists_the_api_only() -> None:
+    names = dir(cloudfits)
+    assert "annotations" not in names
+    for internal in ("fetch", "providers", "remote", "uri", "errors"):
+        assert internal not in names
+    for public in ("open", "load_index", "build_index", "RemoteFITS", "stats"):
+        assert public in names
+
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.rst"))]
+
+
+def test_public_tess_examples_need_no_requester_pays() -> None:
+    """stpubdata is not requester-pays since 2021: no example asks to pay for it."""
+    found = []
+    for path in DOCUMENTS:
+        for line in path.read_text().replace("\\\n", " ").splitlines():
+            if "s3://stpubdata" in line and (
+                "--requester-pays" in line or "requester_pays" in line
+            ):
+                found.append(f"{path.name}: {line.strip()}")
+    assert not found, found
+    readme = (ROOT / "README.md").read_text()
+    assert "a-requester-pays-bucket" in readme  # requester-pays shown where it is needed
+
+
+def test_the_install_line_is_the_one_that_works() -> None:
+    """The package is not published: the docs install from a clone."""
+    wrong = []
+    for path in DOCUMENTS:
+        for line in path.read_text().splitlines():
+            if "pip install 'cloudfits[" in line or line.strip().endswith("pip install cloudfits"):
+                wrong.append(f"{path.name}: {line.strip()}")
+    assert not wrong, wrong
+    assert "pip install -e ." in (ROOT / "docs" / "getting-started.rst").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "environment"),
+    [(["--price-per-gb", "-1"], {}), ([], {"CLOUDFITS_PRICE_PER_GB": "abc"})],
+)
+def test_a_bad_price_is_a_usage_error(
+    args: list[str],
+    environment: dict[str, str],
+    one_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert main(["info", str(one_file), *args]) == 2
+    err = capsys.readouterr().err
+    assert "-1" in err or "abc" in err, err
+    assert "read " not in err  # refused before any read
+
+
+def test_stats_are_snapshots(one_file: Path) -> None:
+    f = cloudfits.open(str(one_file))
+    before = f.stats
+    f[1].section[0:2, 0:3]
+    after = f.stats
+    assert after.requests == before.requests + 1
+    assert after.bytes > before.bytes
+    assert (after - before).requests == 1
+    f.reset_stats()
+    assert f.stats.requests == 0
+    assert after.requests == before.requests + 1  # the snapshot kept its counts

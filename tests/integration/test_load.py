@@ -108,10 +108,11 @@ def test_32_threads_share_one_remote_fits(s3_server: S3Server, cube: np.ndarray)
         f" {rss_bytes() >> 20} MiB, process peak {peak_rss >> 20} MiB"
     )
     assert first == second == THREADS * CUTOUTS
-    # The engine's shared pool keeps its workers for the next read (at most
-    # max_concurrency of them); a second round must not add any.
+    # The engine's shared pool keeps its workers for the next read: at most
+    # max_concurrency of them over both rounds (the first round may not have needed
+    # them all), none beyond.
     assert threads_after_first - threads_before <= f.fetch_options.max_concurrency
-    assert threads_after <= threads_after_first
+    assert threads_after - threads_before <= f.fetch_options.max_concurrency
     # The connection pool keeps idle connections for reuse, up to its size; a second
     # round of the same load reuses them instead of adding more.
     assert sockets_after_first - sockets_before <= POOL

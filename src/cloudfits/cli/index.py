@@ -20,6 +20,7 @@ from ..fetch.stats import ReadStats
 from ..fits.scan import DEFAULT_SPECULATIVE_READ
 from ..index.build import DEFAULT_INDEX_NAME, IndexSource, build_index, find_fits_objects
 from ..index.core import FitsIndex
+from ..index.scanning import DEFAULT_SCAN_CONCURRENCY
 from ..providers.base import ObjectInfo
 from ..providers.registry import get_registry
 from ..uri import is_uri, redact_uri, split_uri
@@ -64,7 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_provider_arguments(parser)
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="objects scanned at once (default 16)"
+        "--concurrency",
+        type=int,
+        default=DEFAULT_SCAN_CONCURRENCY,
+        help=f"objects scanned at once (default {DEFAULT_SCAN_CONCURRENCY}, as the API)",
     )
     parser.add_argument(
         "--executor",

@@ -34,7 +34,7 @@ __all__ = [
 
 DEFAULT_MAX_GAP = DEFAULT_COST_MODEL.gap_bytes
 DEFAULT_MAX_PART = DEFAULT_COST_MODEL.part_bytes
-DEFAULT_MAX_CONCURRENCY = 32
+DEFAULT_MAX_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class FetchOptions:
         (``CLOUDFITS_MAX_PART``; default 6,000,000).
     max_concurrency : int
         Most requests in flight at once for one read (``CLOUDFITS_MAX_CONCURRENCY``;
-        default 32). Provider connection pools hold 64 connections by default.
+        default 64, the connections a provider pool holds by default).
     cost : CostModel
         The model used to decide on merging beyond ``max_gap``.
     """

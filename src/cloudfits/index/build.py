@@ -18,7 +18,15 @@ from ..uri import is_local_uri, is_uri, make_uri, redact_uri, split_uri
 from . import parquet_store
 from .core import FitsIndex
 from .formats import is_parquet_name
-from .scanning import Executor, ScanJob, check_scan_arguments, is_local, scan_locally, scan_object
+from .scanning import (
+    DEFAULT_SCAN_CONCURRENCY,
+    Executor,
+    ScanJob,
+    check_scan_arguments,
+    is_local,
+    scan_locally,
+    scan_object,
+)
 
 __all__ = [
     "DEFAULT_INDEX_NAME",
@@ -112,7 +120,7 @@ def build_index(
     data_uri: str | None = None,
     *,
     suffixes: Iterable[str] = FITS_SUFFIXES,
-    concurrency: int = 64,
+    concurrency: int = DEFAULT_SCAN_CONCURRENCY,
     speculative_read: int = DEFAULT_SPECULATIVE_READ,
     stats: ReadStats | None = None,
     on_scanned: Callable[[ObjectInfo], None] | None = None,

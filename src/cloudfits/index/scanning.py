@@ -36,6 +36,7 @@ from .entry import FileEntry, IndexFailure
 
 __all__ = [
     "BAD_EXECUTOR",
+    "DEFAULT_SCAN_CONCURRENCY",
     "FAILURES",
     "Errors",
     "Executor",
@@ -49,6 +50,8 @@ __all__ = [
     "scan_threads",
 ]
 
+DEFAULT_SCAN_CONCURRENCY = 64
+"""Objects scanned at once by default: the connections a provider pool holds."""
 Executor = Any
 """``None``, ``"threads"``, ``"dask"``, a scheduler address or a ``distributed.Client``."""
 Errors = Literal["raise", "collect"]
@@ -265,7 +268,7 @@ def scan_locally(
     objects: Sequence[ObjectInfo],
     *,
     provider: Provider | None = None,
-    concurrency: int = 64,
+    concurrency: int = DEFAULT_SCAN_CONCURRENCY,
     errors: Errors = "raise",
     stats: ReadStats | None = None,
     on_scanned: Callable[[ObjectInfo], None] | None = None,

@@ -95,6 +95,11 @@ def test_bytes_are_the_fits_file_astropy_reads(
         for name in ("TSTART", "FFI_FILE", "BACKAPP"):
             assert np.array_equal(table[name], hdul[2].data[name])
             assert np.array_equal(cube.column(name), hdul[2].data[name])
+        # Column numbers count in the whole table, also when only those are decoded.
+        numbered = f[2].read(rows=[5, 1], columns=[54, 0])
+        assert numbered.colnames == ["FFI_FILE", "TSTART"]
+        assert np.array_equal(numbered["TSTART"], hdul[2].data["TSTART"][[5, 1]])
+        assert np.array_equal(numbered["FFI_FILE"], hdul[2].data["FFI_FILE"][[5, 1]])
     assert [(h.layout.header_offset, h.layout.data_offset, h.layout.data_size) for h in f] == [
         layout[:3] for layout in cube.layout()
     ]

@@ -21,6 +21,7 @@ from ..fits.geometry import HDUKind, axis_lengths, bitpix, int_card
 from ..fits.heap import compact_heap, heap_columns
 from ..fits.scan import padded
 from .colruns import cheaper_by_columns, column_groups, read_column_runs
+from .narrow import narrow_rows
 
 if TYPE_CHECKING:
     from ..fetch.spans import FetchOptions
@@ -172,6 +173,7 @@ def read_table(
     layout = hdu.layout
     variable = heap_columns(header_only_hdu(kind, header).columns) if kind in _HEAP_KINDS else []
     groups = None
+    narrowed = None
     if columns is not None and kind is HDUKind.BINTABLE and not variable:
         wanted_names = _column_names(hdu.columns, columns)
         groups = column_groups(hdu, wanted_names, rowlen)
@@ -181,6 +183,12 @@ def read_table(
         body = hdu.file.reader.read_runs(layout.data_offset, unique * rowlen, rowlen, options)
     else:
         body = _read_column_runs(hdu, unique, rowlen, groups, options)
+    if columns is not None and kind is HDUKind.BINTABLE and not variable:
+        narrowed = _narrowed(hdu, wanted_names, body, int(unique.size), rowlen)
+    if narrowed is not None:
+        table = _decode(kind, *narrowed, hdu)
+        # Column numbers counted in the whole table: select by the names they gave.
+        return _finish(table, kind, empty, unique, wanted, inverse, wanted_names)
     heap_size: int | None = None
     parts = [body.tobytes()]
     if variable and layout.data_size > nrows * rowlen:
@@ -199,11 +207,40 @@ def read_table(
         parts = [body.tobytes(), heap]
     data = b"".join(parts)
     fake = _fake_header(kind, header, int(unique.size), heap_size)
-    blob = fake.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))
+    table = _decode(kind, fake.tostring(), data, hdu)
+    return _finish(table, kind, empty, unique, wanted, inverse, columns)
+
+
+def _narrowed(
+    hdu: RemoteHDU, names: list[str], body: np.ndarray, nrows: int, rowlen: int
+) -> tuple[str, bytes] | None:
+    dtype = np.dtype(hdu.dtype)
+    all_names = list(hdu.columns)
+    if dtype.names is None or dtype.itemsize != rowlen or len(all_names) != len(dtype.names):
+        return None
+    picked = [all_names.index(name) for name in names]
+    return narrow_rows(hdu.layout.header, dtype, picked, body, nrows)
+
+
+def _decode(kind: HDUKind, header_text: str, data: bytes, hdu: RemoteHDU) -> Table:
+    head = header_text.encode("ascii")
+    head += b" " * (padded(len(head)) - len(head))
+    blob = head + data + b"\0" * (padded(len(data)) - len(data))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         table_hdu = _HDU_CLASSES[kind].fromstring(blob, uint=True)  # as fits.open does
-        table = _as_table(table_hdu, hdu)
+        return _as_table(table_hdu, hdu)
+
+
+def _finish(
+    table: Table,
+    kind: HDUKind,
+    empty: bool,
+    unique: np.ndarray,
+    wanted: np.ndarray,
+    inverse: np.ndarray,
+    columns: Any,
+) -> Table:
     if kind is HDUKind.COMPRESSED_IMAGE and "ZIMAGE" in table.meta:
         table.meta["ZIMAGE"] = True
     if empty:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import sys
 
 from ..index.build import load_index
 from .common import add_provider_arguments, provider_flags
@@ -46,15 +44,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from ..astro.serve.accesslog import LEVEL_VARIABLE, configure_logging
         from ..astro.serve.app import INDEX_VARIABLE, OPTIONS_VARIABLE, create_app
     except ImportError as err:
         raise ImportError(f"cloudfits serve needs: pip install 'cloudfits[serve]' ({err})") from err
 
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
-    level = getattr(logging, args.log_level.upper())
-    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("cloudfits.serve").setLevel(level)
+    configure_logging(args.log_level)
     options = provider_flags(args)
     common = {
         "host": args.host,
@@ -68,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     os.environ[INDEX_VARIABLE] = args.index_uri
     os.environ[OPTIONS_VARIABLE] = json.dumps(options)
+    os.environ[LEVEL_VARIABLE] = args.log_level
     uvicorn.run(
         "cloudfits.astro.serve.app:app_from_environment",
         factory=True,

@@ -12,15 +12,27 @@ The upstream figures are the reads of every index file the request opened.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AccessLog"]
+__all__ = ["LEVEL_VARIABLE", "AccessLog", "configure_logging"]
 
 log = logging.getLogger("cloudfits.serve.access")
+LEVEL_VARIABLE = "CLOUDFITS_SERVE_LOG_LEVEL"
+
+
+def configure_logging(level: str) -> None:
+    """The service's messages and access log on standard error, from ``level`` up.
+
+    Called by ``cloudfits serve`` and again in each worker process of ``--workers N``,
+    which starts with no logging configured (the level comes in `LEVEL_VARIABLE`).
+    """
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("cloudfits.serve").setLevel(getattr(logging, level.upper()))
 
 
 class AccessLog:

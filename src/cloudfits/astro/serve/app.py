@@ -3,9 +3,10 @@
 Starlette, under uvicorn: see :doc:`/serve` for the measurement behind the choice.
 `create_app` builds an application over a loaded index; `app_from_environment` is
 the factory each uvicorn worker process calls (``cloudfits serve --workers N``),
-reading the index URI and the provider options from ``CLOUDFITS_SERVE_INDEX`` and
-``CLOUDFITS_SERVE_OPTIONS`` (JSON of the command-line provider flags: never a
-secret, which stays in the provider's own configuration).
+reading the index URI, the provider options and the log level from
+``CLOUDFITS_SERVE_INDEX``, ``CLOUDFITS_SERVE_OPTIONS`` (JSON of the command-line
+provider flags: never a secret, which stays in the provider's own configuration) and
+``CLOUDFITS_SERVE_LOG_LEVEL``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.routing import Route
 from ...index.build import load_index
 from ...uri import redact_uri
 from . import api, page, tesscut
-from .accesslog import AccessLog
+from .accesslog import LEVEL_VARIABLE, AccessLog, configure_logging
 from .catalog import Catalog
 from .context import ServeContext, endpoint
 from .limits import ServeLimits
@@ -95,6 +96,7 @@ def create_app(
 
 def app_from_environment() -> Starlette:
     """The application of one uvicorn worker (see the module)."""
+    configure_logging(os.environ.get(LEVEL_VARIABLE, "info"))
     uri = os.environ.get(INDEX_VARIABLE)
     if not uri:
         raise RuntimeError(f"{INDEX_VARIABLE} names no index")

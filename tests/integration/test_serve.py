@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -32,6 +33,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
 import cloudfits
+from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server, free_port
 
 astrocut = pytest.importorskip("astrocut")
@@ -361,3 +363,62 @@ def test_batch_cutouts_one_read_per_cube(
         # The footprint's table row, then the cube's primary, frame table and one
         # planned read of all three boxes (neighbouring runs merged).
         assert requests <= 5, requests
+
+
+def test_busy_worker_answers_503_with_retry_after(
+    served_index: cloudfits.FitsIndex, s3_server: S3Server, sector1_cube: Path
+) -> None:
+    where = _sky(sector1_cube, 9.0, 9.0)
+    url = f"/tesscut/api/v0.1/astrocut?ra={where.ra.deg}&dec={where.dec.deg}&x=3&y=3"
+    limits = ServeLimits(max_active=1, max_waiting=0, retry_after=7)
+    # Every upstream read takes 0.3 s, so the first cutout holds the only place a while.
+    with RecordingProxy(s3_server.endpoint_url, delay=0.3) as proxy:
+        app = create_app(served_index, limits, endpoint_url=proxy.url)
+        with _Server(app) as running:
+            first: list[Any] = []
+            holder = threading.Thread(target=lambda: first.append(_get(running.url + url)))
+            holder.start()
+            deadline = time.monotonic() + 10
+            while json.loads(_get(running.url + "/healthz")[2])["admitted"] == 0:
+                assert time.monotonic() < deadline, "the first request never started"
+                time.sleep(0.01)
+            code, headers, body = _get(running.url + url)
+            holder.join(30)
+            again = _get(running.url + url)
+    assert code == 503
+    assert headers["retry-after"] == "7"
+    assert json.loads(body)["error"] == "busy"
+    assert first[0][0] == 200
+    assert again[0] == 200  # the place is free again
+    assert len(zipfile.ZipFile(io.BytesIO(again[2])).namelist()) == 1
+
+
+def test_cli_serve_with_two_workers(
+    served_index: cloudfits.FitsIndex, sector1_cube: Path, tmp_path: Path
+) -> None:
+    index_path = tmp_path / "index.json"
+    served_index.save(str(index_path))
+    port = free_port()
+    command = [sys.executable, "-m", "cloudfits", "serve", str(index_path), "--port", str(port),
+               "--workers", "2"]  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("serving 1 files") < 2:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        where = _sky(sector1_cube, 12.0, 6.0)
+        query = f"ra={where.ra.deg}&dec={where.dec.deg}&x=4&y=4"
+        for _ in range(4):
+            code, _, body = _get(f"http://127.0.0.1:{port}/tesscut/api/v0.1/astrocut?{query}")
+            assert code == 200
+            archive = zipfile.ZipFile(io.BytesIO(body))
+            (name,) = archive.namelist()
+            _assert_same(fits.open(io.BytesIO(archive.read(name))), sector1_cube, where, 4)
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert log.read_text().count("serving 1 files") == 2  # each worker loaded the index

@@ -52,14 +52,14 @@ def baseline_app(cube: str) -> Any:
 
     from cloudfits.astro.cube_cutouts import fits_bytes
     from cloudfits.astro.serve.zipstream import ZipChunks
+    from cloudfits.astro.tess import cutout_file_name
 
     def cut(ra: float, dec: float, x: int, y: int) -> bytes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             made = TessCubeCutout([cube], f"{ra} {dec}", (y, x))
         archive = ZipChunks()
-        stem = Path(cube).stem.rstrip("-cube")
-        first = archive.add(made._make_cutout_filename(stem), fits_bytes(made.tpf_cutouts[0]))
+        first = archive.add(cutout_file_name(made, cube), fits_bytes(made.tpf_cutouts[0]))
         return first + archive.close()
 
     async def astrocut(request: Any) -> Response:
@@ -133,35 +133,62 @@ def _load(
     }
 
 
-def _check(bodies: list[bytes], positions: list[tuple[float, float]], cube: str, size: int) -> int:
+def _references(positions: list[tuple[float, float]], cube: str, size: int) -> list[bytes]:
+    """astrocut's TIME, FLUX and FLUX_ERR of each position, as bytes of the written file."""
     from astrocut import TessCubeCutout
     from astropy.io import fits
 
-    exact = 0
-    for body, (ra, dec) in zip(bodies, positions, strict=True):
-        archive = zipfile.ZipFile(io.BytesIO(body))
-        (name,) = archive.namelist()
-        ours = fits.open(io.BytesIO(archive.read(name)))
+    from cloudfits.astro.cube_cutouts import fits_bytes
+
+    found = []
+    for ra, dec in positions:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            theirs = TessCubeCutout([cube], f"{ra} {dec}", size).tpf_cutouts[0]
-        exact += all(
-            np.asarray(ours[1].data[c]).tobytes() == np.asarray(theirs[1].data[c]).tobytes()
-            for c in ("TIME", "FLUX", "FLUX_ERR")
-        )
+            made = TessCubeCutout([cube], f"{ra} {dec}", size).tpf_cutouts[0]
+        # As written to a file: in memory, astrocut's arrays are in native byte order.
+        found.append(_columns(fits.open(io.BytesIO(fits_bytes(made)))))
+    return found
+
+
+def _columns(hdulist: Any) -> bytes:
+    return b"".join(np.asarray(hdulist[1].data[c]).tobytes() for c in ("TIME", "FLUX", "FLUX_ERR"))
+
+
+def _exact(bodies: list[bytes], references: list[bytes]) -> int:
+    """How many answers hold exactly the reference columns."""
+    from astropy.io import fits
+
+    exact = 0
+    for body, reference in zip(bodies, references, strict=True):
+        archive = zipfile.ZipFile(io.BytesIO(body))
+        (name,) = archive.namelist()
+        exact += _columns(fits.open(io.BytesIO(archive.read(name)))) == reference
     return exact
 
 
-def _serve(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's output, read on failure
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    try:
-        _wait(url + "/healthz", process)
-    except RuntimeError:
-        log.seek(0)
-        sys.stderr.write(log.read().decode(errors="replace")[-3000:])
-        raise
-    return process
+class _Served:
+    """A server process whose output is kept, and shown when the load fails."""
+
+    def __init__(self, command: list[str], env: dict[str, str], url: str) -> None:
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
+        self.url = url
+
+    def __enter__(self) -> _Served:
+        try:
+            _wait(self.url + "/healthz", self.process)
+        except RuntimeError:
+            self.__exit__(RuntimeError, None, None)
+            raise
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        if kind is not None:
+            self.log.seek(0)
+            sys.stderr.write(self.log.read().decode(errors="replace")[-6000:])
+        self.log.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,36 +240,29 @@ def main(argv: list[str] | None = None) -> int:
         pixels = rng.uniform(args.size, args.shape - args.size, size=(count, 2))
         sky = wcs.pixel_to_world(pixels[:, 0], pixels[:, 1])
         positions = [(float(a), float(b)) for a, b in zip(sky.ra.deg, sky.dec.deg, strict=True)]
+        references = _references(positions, str(cube), args.size)
         results: dict[str, Any] = {}
         with RecordingProxy(s3.endpoint_url, delay=args.latency / 1000) as proxy:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             command = [sys.executable, "-m", "cloudfits", "serve", index_path, "--port", str(port),
                        "--endpoint-url", proxy.url, "--log-level", "warning"]  # fmt: skip
-            server = _serve(command, env, url)
-            try:
+            with _Served(command, env, url) as server:
                 proxy.reset()
                 run = _load(url, positions, args.clients, args.size)
-                run["peak_rss_mib"] = round(_peak_rss_kib(server.pid) / 1024, 1)
+                run["peak_rss_mib"] = round(_peak_rss_kib(server.process.pid) / 1024, 1)
                 run["upstream_requests"] = proxy.request_count
                 run["upstream_bytes"] = proxy.response_bytes_total
-            finally:
-                server.terminate()
-                server.wait(20)
-            run["exact"] = _check(run.pop("bodies"), positions, str(cube), args.size)
+            run["exact"] = _exact(run.pop("bodies"), references)
             results["cloudfits serve"] = run
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "benchmarks.serve_load", "--baseline-server", str(port),
                    str(cube)]  # fmt: skip
-        server = _serve(command, env, url)
-        try:
+        with _Served(command, env, url) as server:
             run = _load(url, positions, args.clients, args.size)
-            run["peak_rss_mib"] = round(_peak_rss_kib(server.pid) / 1024, 1)
-        finally:
-            server.terminate()
-            server.wait(20)
-        run["exact"] = _check(run.pop("bodies"), positions, str(cube), args.size)
+            run["peak_rss_mib"] = round(_peak_rss_kib(server.process.pid) / 1024, 1)
+        run["exact"] = _exact(run.pop("bodies"), references)
         results["astrocut on the server's disk"] = run
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

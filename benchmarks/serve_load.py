@@ -52,10 +52,12 @@ def baseline_app(cube: str) -> Any:
 
     from cloudfits.astro.cube_cutouts import fits_bytes
     from cloudfits.astro.serve.zipstream import ZipChunks
-    from cloudfits.astro.tess import cutout_file_name
+    from cloudfits.astro.tess import BUILD_LOCK, cutout_file_name
 
     def cut(ra: float, dec: float, x: int, y: int) -> bytes:
-        with warnings.catch_warnings():
+        # The lock the service holds too: threads building astropy tables at once
+        # hit CPython 3.11's AST race (see cloudfits.astro.tess.BUILD_LOCK).
+        with BUILD_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             made = TessCubeCutout([cube], f"{ra} {dec}", (y, x))
         archive = ZipChunks()

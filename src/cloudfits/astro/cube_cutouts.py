@@ -23,6 +23,7 @@ from ..errors import CloudFitsError
 from ..fits.geometry import image_scaling, scale_image
 from ..fits.planner import plan_section
 from .tess import (
+    BUILD_LOCK,
     _CubeImage,
     _cutout_class,
     _RemoteCube,
@@ -176,7 +177,7 @@ def cube_cutouts(
     shape = rf[1].shape
     results = [TargetCutout(t, label) for t in targets]
     pending: list[tuple[TargetCutout, Any, Box]] = []
-    with warnings.catch_warnings():
+    with BUILD_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         for result in results:
             where = SkyCoord(result.target.ra, result.target.dec, unit="deg")
@@ -187,15 +188,15 @@ def cube_cutouts(
                 result.error = f"{label}: the cutout does not overlap the cube ({err})"
                 continue
             pending.append((result, made, _clamped_box(limits, shape)))
-        boxes = sorted({box for _, _, box in pending})
-        keys = [
-            (slice(r0, r1), slice(c0, c1), slice(None), slice(None)) for r0, r1, c0, c1 in boxes
-        ]
-        image = _CubeImage(rf[1])
-        image.section = _PrefetchedSection(  # type: ignore[assignment]
-            rf[1], dict(zip(boxes, read_boxes(rf[1], keys), strict=False))
-        )
-        shared = _RemoteCube(rf, pieces, image)
+    boxes = sorted({box for _, _, box in pending})
+    keys = [(slice(r0, r1), slice(c0, c1), slice(None), slice(None)) for r0, r1, c0, c1 in boxes]
+    image = _CubeImage(rf[1])
+    image.section = _PrefetchedSection(  # type: ignore[assignment]
+        rf[1], dict(zip(boxes, read_boxes(rf[1], keys), strict=False))
+    )
+    shared = _RemoteCube(rf, pieces, image)
+    with BUILD_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
         for result, made, _ in pending:
             made.cube = shared
             try:
@@ -221,7 +222,7 @@ def fits_bytes(hdulist: Any) -> bytes:
     from astropy.io import fits
 
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with BUILD_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)
         hdulist.writeto(buffer, checksum=True)
     return buffer.getvalue()

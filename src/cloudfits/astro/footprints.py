@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .tess import BUILD_LOCK
+
 if TYPE_CHECKING:
     from astropy.wcs import WCS
 
@@ -180,7 +182,7 @@ def cube_wcs(rf: RemoteFITS) -> WCS:
             value = value.item()
         if isinstance(value, (str, int, float, bool)):
             header[name] = value
-    with warnings.catch_warnings():
+    with BUILD_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         return WCS(header, relax=True)
 

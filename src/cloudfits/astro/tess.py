@@ -14,6 +14,7 @@ astrocut is an optional dependency (``pip install cloudfits[tess]``).
 from __future__ import annotations
 
 import inspect
+import threading
 import warnings
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,17 @@ if TYPE_CHECKING:
 
     from ..remote.hdulist import RemoteFITS, RemoteHDU
 
-__all__ = ["cube_pieces", "cutout_file_name", "cutout_limits", "tess_cutout"]
+__all__ = ["BUILD_LOCK", "cube_pieces", "cutout_file_name", "cutout_limits", "tess_cutout"]
+
+BUILD_LOCK = threading.Lock()
+"""Held by threads of one process while astropy and astrocut build objects, never while reading.
+
+Building FITS tables parses numpy dtype strings with ``ast.literal_eval``, and CPython
+3.11's ``compile`` fails now and then with "SystemError: AST constructor recursion
+depth mismatch" when threads run it at once (python/cpython#106905): the service's
+cutout threads hit it under load. Building is pure Python under the GIL, so holding
+the lock costs no parallelism; the range reads stay outside it.
+"""
 
 
 def _hdu_from_store(hdu: RemoteHDU, cls: Any) -> Any:
@@ -46,7 +57,7 @@ def _hdu_from_store(hdu: RemoteHDU, cls: Any) -> Any:
     blob = (
         hdu.raw_header.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))
     )
-    with warnings.catch_warnings():
+    with BUILD_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         return cls.fromstring(blob)
 

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from ..cube_cutouts import Target, cube_cutouts, fits_bytes, only_cutout
 from ..footprints import is_tess_cube
 from ..quicklook import quicklook_png
+from ..tess import BUILD_LOCK
 from .params import ParameterError, integer, read_params, sky_position
 from .tesscut import cutout_size, zip_of_cutouts
 
@@ -88,11 +89,12 @@ def _image_cutout(hdu: RemoteHDU, ra: float, dec: float, size: int, kind: str) -
         cut = hdu.cutout(SkyCoord(ra, dec, unit="deg"), size)
     except NoOverlapError:
         raise ParameterError(f"RA {ra} Dec {dec} is not on HDU {hdu.number}", status=404) from None
-    if kind == "png":
-        return quicklook_png(cut.data), "image/png"
-    header = cut.wcs.to_header(relax=True) if cut.wcs is not None else fits.Header()
-    buffer = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(cut.data, header)]).writeto(buffer)
+    with BUILD_LOCK:
+        if kind == "png":
+            return quicklook_png(cut.data), "image/png"
+        header = cut.wcs.to_header(relax=True) if cut.wcs is not None else fits.Header()
+        buffer = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(cut.data, header)]).writeto(buffer)
     return buffer.getvalue(), "application/fits"
 
 
@@ -118,7 +120,8 @@ async def cutout(request: Request) -> Response:
             made = only_cutout(cube_cutouts(rf, [Target(ra, dec)], size, pieces=pieces, cube=path))
             assert made.hdulist is not None
             if kind == "png":
-                return quicklook_png(made.hdulist[1].data["FLUX"]), "image/png"
+                with BUILD_LOCK:
+                    return quicklook_png(made.hdulist[1].data["FLUX"]), "image/png"
             return fits_bytes(made.hdulist), "application/fits"
 
         data, media = await to_thread.run_sync(tpf)

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 
-from ..index.build import load_index
 from .common import add_provider_arguments, provider_flags
 
 __all__ = ["add_arguments", "run"]
@@ -45,14 +44,14 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..astro.serve.accesslog import LEVEL_VARIABLE, configure_logging
-        from ..astro.serve.app import INDEX_VARIABLE, OPTIONS_VARIABLE, create_app
+        from ..astro.serve.app import INDEX_VARIABLE, OPTIONS_VARIABLE, create_app, load_served
     except ImportError as err:
         raise ImportError(f"cloudfits serve needs: pip install 'cloudfits[serve]' ({err})") from err
 
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
     configure_logging(args.log_level)
-    options = provider_flags(args)
+    flags = provider_flags(args)
     common = {
         "host": args.host,
         "port": args.port,
@@ -61,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": 10,
     }
     if args.workers == 1:
-        uvicorn.run(create_app(load_index(args.index_uri, **options), **options), **common)
+        index, data_options = load_served(args.index_uri, flags)
+        uvicorn.run(create_app(index, **data_options), **common)
         return 0
     os.environ[INDEX_VARIABLE] = args.index_uri
-    os.environ[OPTIONS_VARIABLE] = json.dumps(options)
+    os.environ[OPTIONS_VARIABLE] = json.dumps(flags)
     os.environ[LEVEL_VARIABLE] = args.log_level
     uvicorn.run(
         "cloudfits.astro.serve.app:app_from_environment",

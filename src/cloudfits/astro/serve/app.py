@@ -11,6 +11,7 @@ provider flags: never a secret, which stays in the provider's own configuration)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,14 +23,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ...index.build import load_index
-from ...uri import redact_uri
+from ...index.core import FitsIndex
+from ...providers.registry import get_registry
+from ...uri import redact_uri, split_uri
 from . import api, page, tesscut
 from .accesslog import LEVEL_VARIABLE, AccessLog, configure_logging
 from .catalog import Catalog
 from .context import ServeContext, endpoint
 from .limits import ServeLimits
 
-__all__ = ["INDEX_VARIABLE", "OPTIONS_VARIABLE", "app_from_environment", "create_app"]
+__all__ = [
+    "INDEX_VARIABLE",
+    "OPTIONS_VARIABLE",
+    "app_from_environment",
+    "create_app",
+    "load_served",
+]
 
 INDEX_VARIABLE = "CLOUDFITS_SERVE_INDEX"
 OPTIONS_VARIABLE = "CLOUDFITS_SERVE_OPTIONS"
@@ -100,6 +109,25 @@ def app_from_environment() -> Starlette:
     uri = os.environ.get(INDEX_VARIABLE)
     if not uri:
         raise RuntimeError(f"{INDEX_VARIABLE} names no index")
-    options: dict[str, Any] = json.loads(os.environ.get(OPTIONS_VARIABLE) or "{}")
-    index = load_index(uri, **options)
-    return create_app(Catalog(index, options))
+    flags: dict[str, Any] = json.loads(os.environ.get(OPTIONS_VARIABLE) or "{}")
+    index, data_options = load_served(uri, flags)
+    return create_app(Catalog(index, data_options))
+
+
+def load_served(uri: str, flags: dict[str, Any]) -> tuple[FitsIndex, dict[str, Any]]:
+    """The index at ``uri``, and the options for reading its data.
+
+    ``flags`` (the command line's provider flags) are the caller's, for the index and
+    the data alike: each provider takes the ones it knows. The options that read the
+    index never reach the data by themselves (see `cloudfits.load_index`).
+    """
+    index = load_index(uri, **_taken_by(uri, flags))
+    data_options = _taken_by(index.data_uri, flags)
+    index.data_options = dict(data_options)
+    return index, data_options
+
+
+def _taken_by(uri: str, flags: dict[str, Any]) -> dict[str, Any]:
+    spec = get_registry().by_scheme(split_uri(uri)[0])
+    known = {f.name for f in dataclasses.fields(spec.config_type)}
+    return {k: v for k, v in flags.items() if k in known}

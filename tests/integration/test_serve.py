@@ -412,7 +412,7 @@ def test_cli_serve_with_two_workers(
             time.sleep(0.1)
         where = _sky(sector1_cube, 12.0, 6.0)
         query = f"ra={where.ra.deg}&dec={where.dec.deg}&x=4&y=4"
-        for _ in range(4):
+        for _ in range(2):
             code, _, body = _get(f"http://127.0.0.1:{port}/tesscut/api/v0.1/astrocut?{query}")
             assert code == 200
             archive = zipfile.ZipFile(io.BytesIO(body))

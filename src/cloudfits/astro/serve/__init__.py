@@ -1,8 +1,8 @@
 """``cloudfits serve``: a TESSCut-compatible cutout service over any index.
 
 An ASGI application (Starlette, under uvicorn) that speaks MAST TESSCut's API v0.1
-(``/tesscut/api/v0.1/sector`` and ``astrocut``), so astroquery's ``Tesscut`` and
-lightkurve work unchanged, plus ``/api/v1/...`` for any indexed file and a small
+(``/tesscut/api/v0.1/sector`` and ``astrocut``), so astroquery's ``Tesscut`` works
+unchanged, plus ``/api/v1/...`` for any indexed file and a small
 HTML page at ``/``. It reads only objects of its index. Needs
 ``pip install 'cloudfits[serve]'``.
 """

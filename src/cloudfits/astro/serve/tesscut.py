@@ -1,4 +1,4 @@
-"""MAST TESSCut API v0.1, as astroquery's ``Tesscut`` and lightkurve call it.
+"""MAST TESSCut API v0.1, as astroquery's ``Tesscut`` calls it.
 
 * ``sector?ra=&dec=&radius=``: ``{"results": [{"sectorName", "sector", "camera",
   "ccd"}, ...]}`` for every cube whose footprint holds the position (or comes within

@@ -23,7 +23,13 @@ from astropy.io import fits
 
 import cloudfits
 from cloudfits.errors import CloudFitsWarning
-from cloudfits.providers.registry import get_registry, reset_registry
+from cloudfits.providers.registry import (
+    DEFAULT_PLUGINS,
+    PluginManager,
+    ProviderRegistry,
+    get_registry,
+    reset_registry,
+)
 
 PYPROJECT = """\
 [build-system]
@@ -214,3 +220,79 @@ def test_loading_is_lazy() -> None:
     )
     assert "after import: []" in out
     assert "sdks: []" in out
+
+
+MISSPELLED = '''\
+"""A plugin whose second hook implementation has a misspelled name."""
+from __future__ import annotations
+
+import cloudfits
+
+
+@cloudfits.hookimpl
+def cloudfits_register_providers(registry):
+    raise AssertionError("a plugin with an unknown hook must be skipped before its hooks run")
+
+
+@cloudfits.hookimpl
+def cloudfits_register_provider(registry):  # the "s" is missing
+    raise AssertionError("never called")
+'''
+
+
+@pytest.fixture(scope="module")
+def misspelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A working plugin and one with a misspelled hook implementation, pip-installed."""
+    root = tmp_path_factory.mktemp("misspelled")
+    token = uuid.uuid4().hex[:8]
+    scheme = f"shelf{token}"
+    target = root / "site"
+    working = _project(
+        root, f"cf-shelf-{token}", "shelf", f"cf_shelf_{token}", WORKING.replace("SCHEME", scheme)
+    )
+    typo = _project(root, f"cf-typo-{token}", "typoplugin", f"cf_typo_{token}", MISSPELLED)
+    _pip_install(working, target)
+    _pip_install(typo, target)
+    return target, scheme
+
+
+def test_misspelled_hookimpl_is_a_warning_naming_the_plugin(
+    misspelled: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, scheme = misspelled
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.delenv("CLOUDFITS_PLUGINS", raising=False)
+    monkeypatch.delenv("CLOUDFITS_DISABLE_PLUGINS", raising=False)
+    reset_registry()
+    try:
+        with pytest.warns(CloudFitsWarning) as caught:
+            registry = get_registry()
+        messages = [str(w.message) for w in caught]
+        assert any(
+            "'typoplugin'" in m
+            and "'cloudfits_register_provider'" in m
+            and "cloudfits_register_providers" in m
+            for m in messages
+        ), messages
+        assert not any("must be skipped" in m for m in messages), messages
+        # The plugin is skipped (its correct hook never ran); the others load.
+        assert registry.by_scheme(scheme).name == scheme
+        assert {"file", "s3", "spaces", "https"} <= {s.name for s in registry.specs()}
+    finally:
+        reset_registry()
+
+
+def test_plugin_manager_types_every_hook_call() -> None:
+    """The hooks are called through typed methods only; nothing else touches pm.hook."""
+    source = (Path(cloudfits.__file__).parent / "providers" / "registry.py").read_text()
+    assert source.count("self._pm.hook.") == 1  # inside PluginManager.register_providers
+    for path in Path(cloudfits.__file__).parent.rglob("*.py"):
+        if path.name != "registry.py":
+            assert "pm.hook" not in path.read_text(), path
+    manager = PluginManager()
+    assert manager.hook_names() == ["cloudfits_register_providers"]
+    manager.load_plugins()
+    assert set(DEFAULT_PLUGINS) <= set(manager.plugin_names())
+    registry = ProviderRegistry()
+    manager.register_providers(registry)
+    assert {"file", "s3", "spaces", "https"} <= {s.name for s in registry.specs()}

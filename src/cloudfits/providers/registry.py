@@ -29,6 +29,7 @@ from .base import Provider, ProviderSpec
 __all__ = [
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "PluginManager",
     "ProviderRegistry",
     "get_registry",
     "reset_registry",
@@ -139,42 +140,105 @@ def _names(variable: str) -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
-def _load_plugins(pm: pluggy.PluginManager) -> None:
-    for module_name in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(module_name), name=module_name)
-    allowed = _names("CLOUDFITS_PLUGINS")
-    blocked = _names("CLOUDFITS_DISABLE_PLUGINS") or set()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in blocked or (allowed is not None and ep.name not in allowed):
-            logger.debug("cloudfits plugin %s skipped by the environment", ep.name)
-            continue
-        if pm.has_plugin(ep.name):
-            continue
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as err:  # a broken plugin must not stop the others
-            _report_broken(ep.name, ep.value, err)
+class PluginManager:
+    """The pluggy manager behind a typed method per hook (as tox 4's ``plugin/manager.py``).
+
+    Nothing outside this class calls ``pm.hook.X`` or sees pluggy's untyped results. Each
+    plugin is loaded, checked and called on its own: one that fails to load, implements a
+    hook that does not exist (a misspelled name) or fails in its hook is reported with a
+    `CloudFitsWarning` naming it and skipped; the others go on.
+    """
+
+    def __init__(self) -> None:
+        self._pm = pluggy.PluginManager("cloudfits")
+        self._pm.add_hookspecs(hookspecs)
+
+    def load_plugins(self) -> None:
+        """Register the built-ins and the allowed entry points, then `check_pending`."""
+        for module_name in DEFAULT_PLUGINS:
+            self._pm.register(importlib.import_module(module_name), name=module_name)
+        allowed = _names("CLOUDFITS_PLUGINS")
+        blocked = _names("CLOUDFITS_DISABLE_PLUGINS") or set()
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or (allowed is not None and ep.name not in allowed):
+                logger.debug("cloudfits plugin %s skipped by the environment", ep.name)
+                continue
+            if self._pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+                self._pm.register(plugin, name=ep.name)
+            except Exception as err:  # a broken plugin must not stop the others
+                _report_broken(ep.name, ep.value, err)
+        self.check_pending()
+
+    def check_pending(self) -> None:
+        """Skip every plugin with a hook implementation that matches no hook specification.
+
+        pluggy's ``check_pending`` stops at the first such plugin; each one found is
+        reported (naming the plugin and its unknown hooks) and unregistered until none is
+        left, so a misspelled ``@hookimpl`` is never silently ignored.
+        """
+        while True:
+            try:
+                self._pm.check_pending()
+            except pluggy.PluginValidationError as err:
+                plugin = err.plugin
+                name = self._pm.get_name(plugin) or repr(plugin)
+                unknown = " and ".join(self._unknown_hooks(plugin))
+                known = ", ".join(self.hook_names())
+                _report_broken(
+                    name,
+                    str(getattr(plugin, "__name__", plugin)),
+                    f"it implements {unknown}, which is no cloudfits hook (misspelled?"
+                    f" the hooks are: {known})",
+                )
+                self._pm.unregister(plugin)
+                continue
+            return
+
+    def hook_names(self) -> list[str]:
+        """The names of the hooks a plugin may implement."""
+        return sorted(n for n, c in vars(self._pm.hook).items() if c.has_spec())
+
+    def _unknown_hooks(self, plugin: object) -> list[str]:
+        found = []
+        for name, caller in vars(self._pm.hook).items():
+            if caller.has_spec():
+                continue
+            if any(impl.plugin is plugin for impl in caller.get_hookimpls()):
+                found.append(repr(name))
+        return found
+
+    def plugin_names(self) -> list[str]:
+        """The names of the registered plugins (built-in modules and entry points)."""
+        return sorted(str(name) for name, _ in self._pm.list_name_plugin())
+
+    def register_providers(self, registry: ProviderRegistry) -> None:
+        """Call ``cloudfits_register_providers`` of every plugin, each on its own.
+
+        Each plugin registers into a staging registry first, so a plugin that fails half
+        way adds nothing; the built-ins are called first and a later plugin may replace
+        one of their names.
+        """
+        hook = self._pm.hook.cloudfits_register_providers
+        impls: Iterable[Any] = reversed(hook.get_hookimpls())
+        for impl in impls:
+            staging = ProviderRegistry()
+            try:
+                impl.function(registry=staging)
+            except Exception as err:  # a broken plugin must not stop the others
+                _report_broken(impl.plugin_name, str(impl.plugin), err)
+                continue
+            for spec in staging.specs():
+                registry.add(spec)
 
 
-def _report_broken(name: str, where: str, err: BaseException) -> None:
-    message = f"cloudfits plugin {name!r} ({where}) is broken and was skipped: {err!r}"
+def _report_broken(name: str, where: str, err: BaseException | str) -> None:
+    shown = err if isinstance(err, str) else repr(err)
+    message = f"cloudfits plugin {name!r} ({where}) is broken and was skipped: {shown}"
     logger.warning(message)
     warnings.warn(message, CloudFitsWarning, stacklevel=4)
-
-
-def _register_all(pm: pluggy.PluginManager, registry: ProviderRegistry) -> None:
-    hook = pm.hook.cloudfits_register_providers
-    impls: Iterable[Any] = reversed(hook.get_hookimpls())
-    for impl in impls:
-        staging = ProviderRegistry()
-        try:
-            impl.function(registry=staging)
-        except Exception as err:  # a broken plugin must not stop the others
-            _report_broken(impl.plugin_name, str(impl.plugin), err)
-            continue
-        for spec in staging.specs():
-            registry.add(spec)
 
 
 _lock = threading.Lock()
@@ -186,11 +250,10 @@ def get_registry() -> ProviderRegistry:
     global _registry
     with _lock:
         if _registry is None:
-            pm = pluggy.PluginManager("cloudfits")
-            pm.add_hookspecs(hookspecs)
-            _load_plugins(pm)
+            manager = PluginManager()
+            manager.load_plugins()
             registry = ProviderRegistry()
-            _register_all(pm, registry)
+            manager.register_providers(registry)
             _registry = registry
         return _registry
 

@@ -15,10 +15,12 @@ import json
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from ..fetch.stats import ReadStats
+from .provider_flags import add_provider_arguments, flag_table
+from .provider_flags import provider_flags as _given_flags
 
 __all__ = [
     "EXIT_ERROR",
@@ -30,6 +32,7 @@ __all__ = [
     "add_provider_arguments",
     "add_quiet_argument",
     "cli_hint",
+    "options_by_provider",
     "options_for",
     "progress_bar",
     "provider_flags",
@@ -45,32 +48,17 @@ EXIT_USAGE = 2
 """A command-line mistake (argparse's own code for usage errors)."""
 
 PROVIDER_FLAGS = ("requester_pays", "endpoint_url", "region", "profile", "anonymous")
+"""The provider flags of the first command line; every provider option is a flag now
+(`cloudfits.cli.provider_flags`), these among them."""
 
 
 class UsageError(Exception):
     """A command-line mistake found after parsing: exit code 2."""
 
 
-def add_provider_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the provider flags; an unset flag stays None (see `provider_flags`)."""
-    group = parser.add_argument_group("provider options")
-    group.add_argument(
-        "--requester-pays",
-        action="store_true",
-        default=None,
-        help="accept the charges of a requester-pays bucket (S3)",
-    )
-    group.add_argument("--endpoint-url", help="S3-compatible endpoint (or AWS_ENDPOINT_URL)")
-    group.add_argument("--region", help="bucket region (S3, Spaces)")
-    group.add_argument("--profile", help="named profile of the AWS configuration files")
-    group.add_argument(
-        "--anonymous", action="store_true", default=None, help="unsigned requests (public data)"
-    )
-
-
 def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The provider options given on the command line, as keyword options."""
-    flags = {k: getattr(args, k) for k in PROVIDER_FLAGS if getattr(args, k, None) is not None}
+    flags = _given_flags(args)
     if flags.get("anonymous") and flags.get("requester_pays"):
         raise UsageError(
             "--anonymous and --requester-pays contradict each other: requester-pays bills"
@@ -88,9 +76,10 @@ def cli_hint(hint: str, flags: Any = None) -> str:
 
     ``"pass requester_pays=True"`` becomes ``"pass --requester-pays"`` and
     ``"profile=NAME"`` ``"--profile NAME"``; a keyword without a flag of that name
-    (in ``flags``, by default every flag of the provider options) stays as it is.
+    (in ``flags``, by default every generated provider flag) stays as it is.
     """
-    known = set(PROVIDER_FLAGS if flags is None else flags)
+    switches = (f.name for f in flag_table() if f.kind != "negated")
+    known = set(switches if flags is None else flags)
 
     def flag(match: re.Match[str]) -> str:
         name, value = match.groups()
@@ -106,6 +95,32 @@ def options_for(spec: Any, flags: dict[str, Any]) -> dict[str, Any]:
     """The subset of ``flags`` that the provider ``spec`` takes."""
     known = {f.name for f in dataclasses.fields(spec.config_type)}
     return {k: v for k, v in flags.items() if k in known}
+
+
+def options_by_provider(flags: dict[str, Any], specs: Sequence[Any]) -> list[dict[str, Any]]:
+    """The options of ``flags`` for each provider of ``specs``, in order.
+
+    A flag that none of them takes is a `UsageError` naming the providers and the
+    flags each of them takes (the flag's value is never shown: it may be a secret).
+    """
+    chosen = [options_for(spec, flags) for spec in specs]
+    unused = sorted(set(flags) - set().union(*chosen))
+    if unused:
+        flag = "--" + unused[0].replace("_", "-")
+        unique = list({spec.name: spec for spec in specs}.values())
+        takes = "; ".join(
+            f"{spec.name} takes " + (", ".join(_flag_names(spec)) or "no options")
+            for spec in unique
+        )
+        names = " and ".join(spec.name for spec in unique)
+        plural = "s" if len(unique) > 1 else ""
+        raise UsageError(f"{flag} does not apply to the {names} provider{plural} ({takes})")
+    return chosen
+
+
+def _flag_names(spec: Any) -> list[str]:
+    by_name = {f.name: f.option for f in flag_table()}
+    return [by_name.get(f.name, "--" + f.name) for f in dataclasses.fields(spec.config_type)]
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:

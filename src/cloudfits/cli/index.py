@@ -31,6 +31,7 @@ from .common import (
     add_json_argument,
     add_provider_arguments,
     add_quiet_argument,
+    options_by_provider,
     options_for,
     progress_bar,
     provider_flags,
@@ -129,14 +130,8 @@ def _resolve(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], dict[s
     else:
         raise UsageError("give --index-uri (or --index-bucket-name)")
     index_spec = registry.by_scheme(split_uri(index_uri)[0]) if index_uri else source_spec
-    used = set(options_for(source_spec, flags)) | set(options_for(index_spec, flags))
-    unused = sorted(set(flags) - used)
-    if unused:
-        raise UsageError(
-            f"--{unused[0].replace('_', '-')} does not apply to the {source_spec.name}"
-            f" and {index_spec.name} providers"
-        )
-    return source, index_uri, options_for(source_spec, flags), options_for(index_spec, flags)
+    source_options, index_options = options_by_provider(flags, [source_spec, index_spec])
+    return source, index_uri, source_options, index_options
 
 
 def dry_run_report(

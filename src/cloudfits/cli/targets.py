@@ -22,7 +22,7 @@ from ..providers.registry import get_registry
 from ..remote.hdulist import RemoteFITS
 from ..remote.opening import open as open_remote
 from ..uri import is_uri, split_uri
-from .common import UsageError, add_provider_arguments, options_for, provider_flags
+from .common import UsageError, add_provider_arguments, options_by_provider, provider_flags
 
 __all__ = ["INDEX_SUFFIXES", "add_target_arguments", "is_index_uri", "open_targets"]
 
@@ -60,13 +60,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _options(flags: dict[str, Any], *uris: str) -> list[dict[str, Any]]:
     registry = get_registry()
-    specs = [registry.by_scheme(split_uri(u)[0]) for u in uris]
-    chosen = [options_for(spec, flags) for spec in specs]
-    unused = sorted(set(flags) - set().union(*chosen))
-    if unused:
-        names = " and ".join(sorted({s.name for s in specs}))
-        raise UsageError(f"--{unused[0].replace('_', '-')} does not apply to the {names} provider")
-    return chosen
+    return options_by_provider(flags, [registry.by_scheme(split_uri(u)[0]) for u in uris])
 
 
 def _open_from_index(

@@ -7,7 +7,7 @@ This module holds the options and the registration; boto3 is imported by
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,7 +64,10 @@ class S3Config:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
-    anonymous: bool | Literal["auto"] = "auto"
+    anonymous: bool | Literal["auto"] = field(
+        default="auto",
+        metadata={"help": "send unsigned requests (public data), whatever credentials are found"},
+    )
     max_pool_connections: int = 64
     connect_timeout: float = 10.0
     read_timeout: float = 60.0

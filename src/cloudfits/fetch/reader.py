@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import CloudFitsError, RangeResponseError
-from ..providers.base import Provider, range_into
+from ..providers.base import Provider, SupportsReadRange, range_into, read_range_of
+from .checks import Known, check_answer
 from .pool import prestart, shared_pool
 from .retry import RETRYABLE_ERRORS, RetryPolicy
 from .spans import FetchOptions, Span, merge_ranges, run_lengths, split_parts
@@ -36,8 +37,10 @@ Job = tuple[int, int, memoryview]
 class ObjectReader:
     """Reads byte ranges of one object through a provider, counting every request.
 
-    Every read is exact or fails: the length of each answer is checked (providers
-    check ``Content-Range``), and transient failures (`cloudfits.TransientProviderError`,
+    Every read is exact or fails: where the provider reports what it received
+    (``read_range``), every answer is checked against the known size and ETag
+    (`cloudfits.fetch.checks`), else its length is; each attempt ends by
+    `RetryPolicy.attempt_deadline`; transient failures (`cloudfits.TransientProviderError`,
     `cloudfits.RangeResponseError`) are retried under ``retry``, with jittered
     exponential backoff; other errors end the read at once.
 
@@ -54,6 +57,8 @@ class ObjectReader:
     etag : str, optional
         The version of the object the reads must come from; passed to the provider,
         which raises `cloudfits.StaleIndexError` when the object changed.
+    size : int, optional
+        The object's size, which every answer must agree with.
     retry : RetryPolicy, optional
         The retry budget of each read (default: `RetryPolicy.from_environment`).
     """
@@ -66,15 +71,26 @@ class ObjectReader:
         stats: Sequence[ReadStats] = (),
         *,
         etag: str | None = None,
+        size: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.provider = provider
         self._into = range_into(provider)
+        self._checked_reads = read_range_of(provider)
         self.path = path
         self.uri = uri
-        self.etag = etag
+        self.known = Known(size, etag)
         self.retry = retry or RetryPolicy.from_environment()
         self._stats = (process_stats, *stats)
+
+    @property
+    def etag(self) -> str | None:
+        """The version every answer must come from (learnt from the first answer)."""
+        return self.known.etag
+
+    @etag.setter
+    def etag(self, value: str | None) -> None:
+        self.known.etag = value
 
     def _provider_kwargs(self) -> dict[str, Any]:
         return {"etag": self.etag} if self.etag is not None else {}
@@ -83,21 +99,25 @@ class ObjectReader:
         for stats in self._stats:
             stats.record(nbytes)
 
-    def _attempts(self, start: int, end: int, once: Callable[[], T]) -> T:
-        """``once()``, retried on transient errors within the retry budget."""
+    def _attempts(self, start: int, end: int, once: Callable[[float], T]) -> T:
+        """``once(deadline)``, retried on transient errors within the retry budget.
+
+        No attempt starts, or goes on, past the policy's deadline.
+        """
         policy = self.retry
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                return once()
+                return once(policy.attempt_deadline(end - start, started))
             except RETRYABLE_ERRORS as err:
-                if policy.gives_up(attempt, started):
+                delay = policy.backoff(attempt)
+                late = time.monotonic() + delay >= started + policy.deadline
+                if policy.gives_up(attempt, started) or late:
                     if attempt == 1:
                         raise
                     raise type(err)(f"{err} (gave up after {attempt} attempts)") from err
-                delay = policy.backoff(attempt)
                 logger.debug(
                     "%s: bytes [%d, %d), attempt %d failed (%s); retrying in %.2f s",
                     self.uri,
@@ -123,12 +143,12 @@ class ObjectReader:
         """
         if end <= start:
             return b""
-        if self._into is not None:
+        if self._into is not None or self._checked_reads is not None:
             buffer = bytearray(end - start)
             self._fetch_into(start, end, memoryview(buffer))
             return bytes(buffer)
 
-        def once() -> bytes:
+        def once(deadline: float) -> bytes:
             data = self.provider.get_range(self.path, start, end, **self._provider_kwargs())
             self._record(len(data))
             if len(data) != end - start:
@@ -145,9 +165,13 @@ class ObjectReader:
         """
         if end <= start:
             return b""
-        into = self._into
+        into, checked = self._into, self._checked_reads
 
-        def once() -> bytes:
+        def once(deadline: float) -> bytes:
+            if checked is not None:
+                buffer = bytearray(end - start)
+                got = self._checked(checked, start, memoryview(buffer), deadline)
+                return bytes(buffer[:got])
             if into is not None:
                 buffer = bytearray(end - start)
                 view = memoryview(buffer)
@@ -169,18 +193,32 @@ class ObjectReader:
         A failed attempt may leave ``target`` partly written; the next one rewrites it
         whole, and a read that gives up raises, so no partial buffer is ever returned.
         """
-        into = self._into
-        if into is None:
+        into, checked = self._into, self._checked_reads
+        if into is None and checked is None:
             target[:] = self.read(start, end)
             return
 
-        def once() -> None:
-            got = int(into.get_range_into(self.path, start, target, **self._provider_kwargs()))
-            self._record(got)
+        def once(deadline: float) -> None:
+            if checked is not None:
+                got = self._checked(checked, start, target, deadline)
+            else:
+                assert into is not None
+                got = int(into.get_range_into(self.path, start, target, **self._provider_kwargs()))
+                self._record(got)
             if got != end - start:
                 raise self._short(start, end, got)
 
         self._attempts(start, end, once)
+
+    def _checked(
+        self, provider: SupportsReadRange, start: int, out: memoryview, deadline: float
+    ) -> int:
+        """One attempt through a provider that reports its answer, checked (`check_answer`)."""
+        answer = provider.read_range(
+            self.path, start, out, etag=self.known.etag, deadline=deadline
+        )
+        self._record(answer.received)
+        return check_answer(answer, start, start + len(out), self.known, uri=self.uri)
 
     def read_runs(
         self,

@@ -43,19 +43,36 @@ class RetryPolicy:
     max_delay : float
         Largest backoff in seconds (``CLOUDFITS_RETRY_MAX_DELAY``).
     deadline : float
-        Seconds after which no new attempt starts (``CLOUDFITS_RETRY_DEADLINE``).
+        Seconds after which no new attempt starts, and no attempt goes on: every read
+        ends, exact or with an error, within this time of its start
+        (``CLOUDFITS_RETRY_DEADLINE``).
+    read_grace : float
+        Seconds an attempt may take besides its bytes' time at ``min_rate``
+        (``CLOUDFITS_READ_GRACE``).
+    min_rate : float
+        The slowest body accepted, in bytes per second: an attempt reading ``n`` bytes
+        is cut off after ``read_grace + n / min_rate`` seconds, so a server that sends a
+        byte now and then cannot keep a read alive (``CLOUDFITS_MIN_READ_RATE``).
     """
 
     max_attempts: int = 5
     base_delay: float = 0.1
     max_delay: float = 5.0
     deadline: float = 120.0
+    read_grace: float = 30.0
+    min_rate: float = 65536.0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
+        if (
+            self.max_attempts < 1
+            or self.base_delay < 0
+            or self.max_delay < 0
+            or self.read_grace <= 0
+            or self.min_rate <= 0
+        ):
             raise ValueError(
-                f"invalid retry policy {self}: max_attempts >= 1 and non-negative delays"
-                " are required"
+                f"invalid retry policy {self}: max_attempts >= 1, non-negative delays and a"
+                " positive read_grace and min_rate are required"
             )
 
     @classmethod
@@ -67,6 +84,8 @@ class RetryPolicy:
             ("base_delay", "CLOUDFITS_RETRY_BASE_DELAY", float),
             ("max_delay", "CLOUDFITS_RETRY_MAX_DELAY", float),
             ("deadline", "CLOUDFITS_RETRY_DEADLINE", float),
+            ("read_grace", "CLOUDFITS_READ_GRACE", float),
+            ("min_rate", "CLOUDFITS_MIN_READ_RATE", float),
         ):
             if var in os.environ:
                 values[name] = kind(os.environ[var])
@@ -80,3 +99,8 @@ class RetryPolicy:
     def gives_up(self, attempt: int, started: float) -> bool:
         """True when no attempt after number ``attempt`` may start."""
         return attempt >= self.max_attempts or time.monotonic() - started >= self.deadline
+
+    def attempt_deadline(self, nbytes: int, started: float) -> float:
+        """The `time.monotonic` time by which an attempt at ``nbytes`` bytes must end."""
+        allowed = self.read_grace + nbytes / self.min_rate
+        return min(started + self.deadline, time.monotonic() + allowed)

@@ -257,7 +257,7 @@ def load_index(
     shown = redact_uri(text)
     provider, path = get_registry().for_uri(text, **options)
     info = provider.head(path)
-    reader = ObjectReader(provider, path, shown, etag=info.etag)
+    reader = ObjectReader(provider, path, shown, etag=info.etag, size=info.size)
     if is_parquet_name(text):
         # Version 2: the footer and the layout columns now, the rest when needed.
         fields, entries = parquet_store.decode(reader, info.size, source=shown)

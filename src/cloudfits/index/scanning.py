@@ -77,7 +77,12 @@ def scan_object(
 ) -> list[HDULayout]:
     """Scan one object's headers (see `cloudfits.fits.scan.scan_fits`)."""
     reader = ObjectReader(
-        provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
+        provider,
+        info.path,
+        uri,
+        [stats] if stats is not None else [],
+        etag=info.etag,
+        size=info.size,
     )
     return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
 

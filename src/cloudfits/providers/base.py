@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ProviderConfigError, RangeResponseError
+from .answers import RangeAnswer
 
 __all__ = [
     "ObjectInfo",
     "Provider",
     "ProviderSpec",
     "SupportsRangeInto",
+    "SupportsReadRange",
     "check_content_range",
     "range_into",
+    "read_range_of",
     "store_index",
 ]
 
@@ -62,7 +65,8 @@ class Provider(Protocol):
 
     A provider that can read into a caller's buffer declares it by implementing
     `SupportsRangeInto` as well; the range engine then reads the body from the network
-    into the result array with no copy.
+    into the result array with no copy. A provider over HTTP should implement
+    `SupportsReadRange`: it reports every answer, which the engine checks.
     """
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
@@ -108,6 +112,37 @@ class SupportsRangeInto(Protocol):
         Returns how many bytes were written; ``etag`` as for `Provider.get_range`.
         """
         ...
+
+
+@runtime_checkable
+class SupportsReadRange(Protocol):
+    """The capability of a `Provider` to report what it received for a range read.
+
+    The engine prefers it to the others and checks every answer against the object's
+    known size and ETag (`cloudfits.fetch.checks`): one check for every provider.
+    """
+
+    def read_range(
+        self,
+        path: str,
+        start: int,
+        out: memoryview,
+        *,
+        etag: str | None = None,
+        deadline: float | None = None,
+    ) -> RangeAnswer:
+        """Fill ``out`` from ``start`` and report the answer, unchecked.
+
+        The body is read without decoding it and one byte past the range
+        (`cloudfits.providers.answers.read_body`), by ``deadline`` (a `time.monotonic`
+        time); the request asks for ``Accept-Encoding: identity``.
+        """
+        ...
+
+
+def read_range_of(provider: Provider) -> SupportsReadRange | None:
+    """``provider`` as a `SupportsReadRange` when it declares that capability, else None."""
+    return provider if isinstance(provider, SupportsReadRange) else None
 
 
 def range_into(provider: Provider) -> SupportsRangeInto | None:

@@ -342,7 +342,9 @@ class RemoteFITS:
         `cloudfits.StaleIndexError` instead of returning other bytes.
         """
         stats = ReadStats()
-        reader = ObjectReader(location.provider(), location.path, location.uri, [stats], etag=etag)
+        reader = ObjectReader(
+            location.provider(), location.path, location.uri, [stats], etag=etag, size=size
+        )
         return cls(
             reader,
             layouts,

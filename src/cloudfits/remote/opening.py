@@ -45,8 +45,17 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
         first = reader.read_prefix(0, padded(speculative))
     finally:
         info = head.result()
-    # From here on every read is pinned to the version head() describes.
-    reader.etag = info.etag
+    # The first answer named a version (where the provider reports its answers); when
+    # head() describes another, the object was replaced in between (or that answer
+    # lied): read again, checked against head(), so that headers and data are of one
+    # version.
+    known = reader.known
+    agrees = (known.size is None or known.size == info.size) and (
+        known.etag is None or info.etag is None or known.etag == info.etag
+    )
+    known.size, known.etag = info.size, info.etag
+    if not agrees:
+        first = reader.read_prefix(0, min(padded(speculative), info.size))
     layouts = scan_fits(reader.read, info.size, name=shown, speculative=speculative, initial=first)
     return RemoteFITS(
         reader,

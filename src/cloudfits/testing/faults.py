@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from .hostile import HOSTILE_KINDS, HostileRates, hostile_answer
 from .proxy import _abort, _Closed, _parse_head, _read_head, _tokens
 
 __all__ = ["FAULT_KINDS", "FaultProxy", "FaultRates"]
@@ -137,6 +138,15 @@ class FaultProxy:
         Seed of the fault draws.
     stall_seconds : float
         How long a stalled answer stays silent (choose more than the client's timeout).
+    hostile : HostileRates, optional
+        Probability of each hostile answer (`cloudfits.testing.hostile`) per ``GET``
+        that no fault was drawn for.
+    redirect_to : str, optional
+        Base URL that ``redirect`` answers send the client to.
+    slow_rate : float
+        Bytes per second of a ``slowloris`` body.
+    slow_seconds : float
+        How long a ``slowloris`` body trickles at most.
 
     Attributes
     ----------
@@ -153,6 +163,10 @@ class FaultProxy:
         *,
         seed: int = 0,
         stall_seconds: float = 2.0,
+        hostile: HostileRates | None = None,
+        redirect_to: str | None = None,
+        slow_rate: float = 4.0,
+        slow_seconds: float = 10.0,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
@@ -160,6 +174,10 @@ class FaultProxy:
         self.upstream = upstream
         self.rates = rates
         self.stall_seconds = stall_seconds
+        self.hostile = hostile or HostileRates()
+        self.redirect_to = redirect_to
+        self.slow_rate = slow_rate
+        self.slow_seconds = slow_seconds
         self.injected: Counter[str] = Counter()
         self.requests = 0
         self._address = (parts.hostname, parts.port or 80)
@@ -184,6 +202,11 @@ class FaultProxy:
             x = self._rng.random()
             for kind in FAULT_KINDS:
                 x -= getattr(self.rates, kind)
+                if x < 0:
+                    self.injected[kind] += 1
+                    return kind
+            for kind in HOSTILE_KINDS:
+                x -= getattr(self.hostile, kind)
                 if x < 0:
                     self.injected[kind] += 1
                     return kind
@@ -292,7 +315,7 @@ class FaultProxy:
             raw = await _read_head(reader)
         except _Closed:
             return False
-        (method, _target, _version), request_fields = _parse_head(raw)
+        (method, target, _version), request_fields = _parse_head(raw)
         body = await reader.readexactly(int(request_fields.get("content-length") or 0))
         kind = self._draw() if method == "GET" else None
         if kind in _ERRORS:
@@ -329,6 +352,18 @@ class FaultProxy:
             else:
                 writer.close()
             return False
+        if kind in HOSTILE_KINDS and (" 206 " in status_line or " 200 " in status_line):
+            return await hostile_answer(
+                kind,
+                writer,
+                status_line,
+                headers,
+                payload,
+                target=target,
+                redirect_to=self.redirect_to,
+                slow_rate=self.slow_rate,
+                slow_seconds=self.slow_seconds,
+            )
         if kind == "wrong_range" and " 206 " in status_line + " ":
             payload, headers = self._misrange(payload, headers)
         writer.write(

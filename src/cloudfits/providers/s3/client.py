@@ -15,6 +15,7 @@ import urllib3
 from botocore import UNSIGNED
 
 from ...errors import CloudFitsError
+from ..answers import RangeAnswer, header_int, read_body, read_whole_into, unquote_etag
 from ..base import ObjectInfo, check_content_range
 from ..kit import (
     ErrorKind,
@@ -83,6 +84,11 @@ def _add_requester_pays(request: Any, **_: Any) -> None:
     request.headers["x-amz-request-payer"] = "requester"
 
 
+def _ask_identity(request: Any, **_: Any) -> None:
+    # A coded body is never the object's bytes: ask for none (the engine refuses any).
+    request.headers["Accept-Encoding"] = "identity"
+
+
 class S3Provider(ProviderEdges):
     """Reads ranges of S3 objects, lists prefixes and writes indexes."""
 
@@ -137,6 +143,7 @@ class S3Provider(ProviderEdges):
         )
         if c.requester_pays:
             client.meta.events.register("before-sign.s3", _add_requester_pays)
+        client.meta.events.register("before-sign.s3.GetObject", _ask_identity)
         return client
 
     def _signs(self, session: Any) -> bool:
@@ -340,6 +347,65 @@ class S3Provider(ProviderEdges):
             raise self._error(err, path, what) from err
         except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
             raise self._error(err, path, what) from err
+
+    def read_range(
+        self,
+        path: str,
+        start: int,
+        out: memoryview,
+        *,
+        etag: str | None = None,
+        deadline: float | None = None,
+    ) -> RangeAnswer:
+        """Read bytes from ``start`` into ``out`` and report the answer, unchecked.
+
+        Presigned URLs first (where enabled), else botocore; the range engine checks
+        the `RangeAnswer` (`cloudfits.fetch.checks`).
+        """
+        end = start + len(out)
+        uri = self.uri(path)
+        if self._fast is not None:
+            fast = self._fast.read_range(path, start, out, etag=etag, uri=uri, deadline=deadline)
+            if fast is not None:
+                return fast
+        what = reading(start, end)
+        request = _range_request(path, start, end, etag)
+        try:
+            response = self.client.get_object(**request)
+        except botocore.exceptions.ClientError as err:
+            meta = err.response.get("ResponseMetadata", {})
+            if err.response.get("Error", {}).get("Code") == "InvalidRange":
+                found = meta.get("HTTPHeaders", {})
+                return RangeAnswer(416, 0, content_range=found.get("content-range"))
+            raise self._error(err, path, what) from err
+        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+            raise self._error(err, path, what) from err
+        body = response["Body"]
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        try:
+            raw = getattr(body, "_raw_stream", None)
+            if raw is None:
+                raise self.error(ErrorKind.OTHER, what, path, "no body stream")
+            got, more = 0, False
+            if status == 206:
+                got, more = read_body(raw, out, deadline=deadline, what=f"{what} {uri}")
+            elif status == 200:
+                got, more = read_whole_into(
+                    raw, start, out, deadline=deadline, what=f"{what} {uri}"
+                )
+            return RangeAnswer(
+                status=status,
+                received=got,
+                overflow=more,
+                content_range=response.get("ContentRange"),
+                content_length=header_int(response.get("ContentLength")),
+                content_encoding=response.get("ContentEncoding"),
+                etag=unquote_etag(response.get("ETag")),
+            )
+        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+            raise self._error(err, path, what) from err
+        finally:
+            body.close()
 
     def head(self, path: str) -> ObjectInfo:
         bucket, key = split_bucket_key(path)

@@ -17,11 +17,13 @@ import http.client
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import urllib3
 from botocore.httpsession import get_cert_path
 
 from ...errors import StaleIndexError, TransientProviderError
+from ..answers import RangeAnswer, header_int, read_body, read_whole_into, unquote_etag
 from ..base import check_content_range
 from ..kit import copy_into, read_body_into
 
@@ -70,6 +72,7 @@ class PresignedReads:
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             retries=False,
         )
+        self._timeouts = (connect_timeout, read_timeout)
 
     def _url(self, path: str) -> str | None:
         now = time.monotonic()
@@ -131,5 +134,76 @@ class PresignedReads:
             raise TransientProviderError(
                 f"{uri}: reading bytes [{start}, {end}): {type(err).__name__}"
             ) from None
+        finally:
+            response.close()
+
+    def read_range(
+        self,
+        path: str,
+        start: int,
+        out: memoryview,
+        *,
+        etag: str | None,
+        uri: str,
+        deadline: float | None,
+    ) -> RangeAnswer | None:
+        """Fill ``out`` from ``start`` and report the answer, unchecked (the engine
+        checks it); None when the caller must use the botocore path."""
+        url = self._url(path)
+        if url is None:
+            return None
+        end = start + len(out)
+        headers = {
+            **self._headers,
+            "Range": f"bytes={start}-{end - 1}",
+            "Accept-Encoding": "identity",
+        }
+        if etag is not None:
+            headers["If-Match"] = f'"{etag}"'
+        timeout: Any = None
+        if deadline is not None:
+            left = max(0.001, deadline - time.monotonic())
+            timeout = urllib3.Timeout(
+                connect=min(self._timeouts[0], left), read=min(self._timeouts[1], left)
+            )
+        what = f"{uri}: reading bytes [{start}, {end})"
+        try:
+            response = self._pool.request(
+                "GET",
+                url,
+                headers=headers,
+                preload_content=False,
+                redirect=False,
+                timeout=timeout,
+            )
+        except urllib3.exceptions.HTTPError:
+            return None  # the botocore path retries and reports
+        try:
+            status = response.status
+            if status == 412:
+                raise StaleIndexError(
+                    f"{uri} changed since it was indexed (ETag is no longer {etag!r})"
+                )
+            if status not in (200, 206, 416):
+                self.forget(path)  # an expired signature, a redirect, an error: start afresh
+                return None
+            got, more = 0, False
+            if status == 206:
+                got, more = read_body(response, out, deadline=deadline, what=what)
+            elif status == 200:
+                got, more = read_whole_into(response, start, out, deadline=deadline, what=what)
+            h = response.headers
+            return RangeAnswer(
+                status=status,
+                received=got,
+                overflow=more,
+                content_range=h.get("Content-Range"),
+                content_length=header_int(h.get("Content-Length")),
+                content_encoding=h.get("Content-Encoding"),
+                etag=unquote_etag(h.get("ETag")),
+            )
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
+            # The message leaves out the presigned URL, which carries a signature.
+            raise TransientProviderError(f"{what}: {type(err).__name__}") from None
         finally:
             response.close()

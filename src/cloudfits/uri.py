@@ -13,6 +13,9 @@ __all__ = [
     "is_uri",
     "join_uri",
     "make_uri",
+    "REDACTED",
+    "SECRET_QUERY_PARAMETERS",
+    "redact_text",
     "redact_uri",
     "relative_path",
     "split_uri",
@@ -73,19 +76,72 @@ def relative_path(path: str, base: str) -> str:
     return rel
 
 
+#: Query parameters that carry a credential (AWS, GCS and Azure signed URLs, SAS
+#: tokens, API keys): their values never appear in a message, a log or an index.
+SECRET_QUERY_PARAMETERS = frozenset(
+    name.lower()
+    for name in (
+        # AWS signature versions 4 and 2
+        "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "Signature",
+        "AWSAccessKeyId", "x-amz-security-token",
+        # Google Cloud Storage
+        "X-Goog-Signature", "X-Goog-Credential", "GoogleAccessId",
+        # Azure shared access signatures
+        "sig", "se", "st", "sp", "sv", "sr", "spr", "sip", "si", "skoid", "sktid", "skt",
+        "ske", "sks", "skv", "saoid", "suoid", "scid", "sdd", "ses",
+        # bearer tokens and keys in the query
+        "token", "access_token", "id_token", "refresh_token", "key", "api_key", "apikey",
+        "api-key", "password", "passwd", "secret", "client_secret", "auth", "code",
+        "policy", "credential", "signature",
+    )
+)  # fmt: skip
+_QUERY_PARAMETER = re.compile(r"([?&;])([^=&;#]*)=([^&;#]*)")
+REDACTED = "REDACTED"
+
+
+def _redact_query(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(2)
+        secret = name.lower() in SECRET_QUERY_PARAMETERS or name.lower().startswith("x-amz-s")
+        return f"{match.group(1)}{name}={REDACTED}" if secret and match.group(3) else match[0]
+
+    return _QUERY_PARAMETER.sub(one, text)
+
+
 def redact_uri(uri: str) -> str:
-    """``uri`` without a ``user:password@`` part, fit for messages, logs and indexes.
+    """``uri`` without credentials, fit for messages, logs and indexes.
+
+    A ``user:password@`` part is dropped, and the values of query parameters that carry
+    credentials (`SECRET_QUERY_PARAMETERS`: signed-URL signatures, SAS tokens, tokens
+    and keys) are replaced by ``REDACTED``.
 
     >>> redact_uri("https://user:secret@example.org/a.fits")
     'https://example.org/a.fits'
+    >>> redact_uri("https://h/a.fits?X-Amz-Signature=abc&v=1")
+    'https://h/a.fits?X-Amz-Signature=REDACTED&v=1'
     """
-    match = _SCHEME.match(uri)
+    match = _SCHEME.match(uri) or _LOOSE_SCHEME.match(uri)
     if match is None:
         return uri
-    host, slash, rest = match.group(2).partition("/")
-    if "@" not in host:
-        return uri
-    return f"{match.group(1)}://{host.rpartition('@')[2]}{slash}{rest}"
+    rest = match.group(2)
+    if "?" in rest:
+        rest = _redact_query(rest)
+    host, slash, tail = rest.partition("/")
+    host = host.rpartition("@")[2]
+    if "?" in host:  # a query right after the authority: https://h?sig=...
+        host = _redact_query(host)
+    separator = uri[match.end(1) : match.start(2)]
+    return f"{match.group(1)}{separator}{host}{slash}{tail}"
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URI in it redacted (`redact_uri`), for messages and logs."""
+    return _URI_IN_TEXT.sub(lambda m: redact_uri(m[0]), text)
+
+
+# Also "https:/host" and "https:host", which are not URIs but may still hold a password.
+_LOOSE_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/{0,3}(.*)$", re.DOTALL)
+_URI_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]+:/{0,3}[^\s'\"<>,]*[@?][^\s'\"<>,]*")
 
 
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")

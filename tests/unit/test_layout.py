@@ -122,7 +122,7 @@ def test_object_location_redacts_and_withholds_url_credentials() -> None:
     portable, withheld = location.portable()
     assert "pw" not in portable.path
     assert "pw" not in repr(portable)
-    assert withheld == ("user:password in the URL",)
+    assert withheld == ("credentials in the URL (user:password, signed-URL tokens)",)
 
 
 # From the top down: a module may import its own layer and the layers after it.

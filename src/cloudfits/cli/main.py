@@ -21,6 +21,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import CloudFitsError, ProviderConfigError
 from ..fetch.stats import process_stats
+from ..uri import redact_text
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -154,7 +155,7 @@ def _for_cli(err: BaseException) -> str:
     """The message of ``err`` with its advice in command-line flags."""
     if isinstance(err, CloudFitsError) and err.hint:
         err.hint = cli_hint(err.hint)
-    return str(err)
+    return redact_text(str(err))
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -174,7 +175,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_OK
     except UsageError as err:
         parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {redact_text(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except ProviderConfigError as err:
         print(f"{parser.prog}: error: {_for_cli(err)}", file=sys.stderr)
@@ -183,7 +184,8 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"{parser.prog}: error: {_for_cli(err)}", file=sys.stderr)
         return EXIT_ERROR
     except (KeyError, IndexError) as err:
-        print(f"{parser.prog}: error: {err.args[0] if err.args else err}", file=sys.stderr)
+        shown = str(err.args[0] if err.args else err)
+        print(f"{parser.prog}: error: {redact_text(shown)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

@@ -111,7 +111,8 @@ class FitsIndex:
 
     def __repr__(self) -> str:
         n = len(self)
-        return f"<FitsIndex {self.data_uri!r}: {n:,} file{'' if n == 1 else 's'}>"
+        shown = redact_uri(self.data_uri)
+        return f"<FitsIndex {shown!r}: {n:,} file{'' if n == 1 else 's'}>"
 
     def __len__(self) -> int:
         return len(self.source)
@@ -206,7 +207,9 @@ class FitsIndex:
     # -- serialization -------------------------------------------------------------
 
     def _fields(self) -> json_v1.DocumentFields:
-        return {"generator": self.generator, "created": self.created, "data_uri": self.data_uri}
+        # Nothing secret is ever in an index: no password, no signed-URL token.
+        data_uri = redact_uri(self.data_uri)
+        return {"generator": self.generator, "created": self.created, "data_uri": data_uri}
 
     def to_dict(self) -> dict[str, Any]:
         """The index document as a dict, keys in the order they are written."""

@@ -59,6 +59,10 @@ class ObjectLocation:
         if not self.uri:
             object.__setattr__(self, "uri", redact_uri(make_uri(self.scheme, self.path)))
 
+    def __repr__(self) -> str:
+        # The path may hold a password or a signed-URL token; the uri is redacted.
+        return f"ObjectLocation({self.uri!r}, options={self.options!r})"
+
     @classmethod
     def from_uri(cls, uri: str | os.PathLike[str], **options: Any) -> ObjectLocation:
         """The location of ``uri`` (a URI or a local path) with provider ``options``."""
@@ -88,7 +92,8 @@ class ObjectLocation:
         """This location without secrets, for other processes, and what was left out.
 
         Options the provider declares secret (`ProviderSpec.secret_options`) are
-        dropped, and so is a ``user:password@`` in the path; the names of what was
+        dropped, and so are a ``user:password@`` and credential-bearing query parameters
+        in the path (`cloudfits.uri.redact_uri`); the names of what was
         dropped are returned so that the other process can say what it lacks.
         """
         secret = self.spec.secret_options()
@@ -96,5 +101,5 @@ class ObjectLocation:
         kept = {k: v for k, v in self.options.items() if k not in secret}
         clean_path = split_uri(redact_uri(make_uri(self.scheme, self.path)))[1]
         if clean_path != self.path:
-            withheld.append("user:password in the URL")
+            withheld.append("credentials in the URL (user:password, signed-URL tokens)")
         return ObjectLocation(self.scheme, clean_path, kept, self.uri), tuple(withheld)

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import urllib3
 
 from ...errors import ProviderError, UnsupportedOperationError
+from ...uri import redact_uri
 from ..answers import RangeAnswer, header_int, read_body, read_whole_into, unquote_etag
 from ..base import ObjectInfo, check_content_range
 from ..kit import (
@@ -98,8 +99,7 @@ class HTTPSProvider(ProviderEdges):
 
     def uri(self, path: str) -> str:
         """The URL as messages show it: never with credentials."""
-        host, slash, rest = path.partition("/")
-        return f"{self.scheme}://{host.rpartition('@')[2]}{slash}{rest}"
+        return redact_uri(f"{self.scheme}://{path}")
 
     def _request(
         self,

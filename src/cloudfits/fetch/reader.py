@@ -214,9 +214,7 @@ class ObjectReader:
         self, provider: SupportsReadRange, start: int, out: memoryview, deadline: float
     ) -> int:
         """One attempt through a provider that reports its answer, checked (`check_answer`)."""
-        answer = provider.read_range(
-            self.path, start, out, etag=self.known.etag, deadline=deadline
-        )
+        answer = provider.read_range(self.path, start, out, etag=self.known.etag, deadline=deadline)
         self._record(answer.received)
         return check_answer(answer, start, start + len(out), self.known, uri=self.uri)
 

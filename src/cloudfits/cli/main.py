@@ -82,6 +82,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("verify", "cloudfits.cli.verify", "check an index against its store"),
     Command("search", "cloudfits.cli.search", "HDUs whose headers match an expression"),
     Command("serve", "cloudfits.cli.serve", "TESSCut-compatible cutout service over an index"),
+    Command("refs", "cloudfits.cli.refs", "kerchunk references of the images, for xarray"),
     # Further subcommands are added here, one line each.
 )
 

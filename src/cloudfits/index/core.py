@@ -31,7 +31,7 @@ from ..providers.location import ObjectLocation
 from ..providers.registry import get_registry
 from ..remote.hdulist import RemoteFITS
 from ..uri import is_local_uri, redact_uri
-from . import formats, json_v1, parquet, parquet_store
+from . import formats, json_v1, parquet, parquet_store, refs
 from .entry import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -261,3 +261,36 @@ class FitsIndex:
         fmt = formats.format_of_name(uri)
         provider, path = get_registry().for_uri(uri, **options)
         store_index(provider, path, self.encode(fmt), content_type=fmt.content_type)
+
+    def to_kerchunk(
+        self,
+        path: str | None = None,
+        *,
+        chunk_bytes: int = refs.DEFAULT_CHUNK_BYTES,
+        write_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Kerchunk references of every image HDU, for xarray and zarr (`cloudfits.index.refs`).
+
+        Parameters
+        ----------
+        path : str, optional
+            Also write them here: JSON, or fsspec's Parquet references for a name
+            ending in ``.parq`` or ``.parquet`` (needs ``cloudfits[zarr]``).
+        chunk_bytes : int
+            Most raw bytes in a chunk of an uncompressed image.
+        write_options : dict, optional
+            Provider options for writing ``path`` (fsspec storage options for Parquet).
+        **options
+            Provider options for reading the data (the tile tables of tile-compressed
+            images are read; nothing else is).
+
+        Returns
+        -------
+        dict
+            Version 1 references: ``{"version": 1, "refs": {...}}``.
+        """
+        references = refs.kerchunk_references(self, chunk_bytes=chunk_bytes, **options)
+        if path is not None:
+            refs.write_references(references, path, **(write_options or {}))
+        return references

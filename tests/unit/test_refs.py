@@ -112,3 +112,34 @@ def test_a_tile_pointing_outside_the_heap_is_an_error_naming_file_and_hdu(
     index = cloudfits.build_index(path)
     with pytest.raises(cloudfits.FitsFormatError, match=r"bad\.fits: HDU 1: tile 0 .* outside"):
         index.to_kerchunk()
+
+
+def test_tile_decoding_on_many_threads_gives_astropys_tiles(tmp_path: Path) -> None:
+    """astropy's HCOMPRESS decoder is not thread-safe; zarr and dask decode on threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 4000, (48, 64)).astype("i2")
+    path = tmp_path / "h.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        hdu = fits.CompImageHDU(data, compression_type="HCOMPRESS_1", tile_shape=(16, 16))
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    index = cloudfits.build_index(path)
+    refs = index.to_kerchunk()["refs"]
+    codec = numcodecs.get_codec(json.loads(refs["h.fits/hdu1/.zarray"])["filters"][0])
+    raw = path.read_bytes()
+    chunks = {k.rsplit("/", 1)[1]: v for k, v in refs.items() if k.startswith("h.fits/hdu1/")}
+    tiles = {k: raw[v[1] : v[1] + v[2]] for k, v in chunks.items() if isinstance(v, list)}
+    section = index.open("h.fits")[1].section
+    keys = [
+        (slice(i, i + 16), slice(j, j + 16)) for i in range(0, 48, 16) for j in range(0, 64, 16)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(40):
+            decoded = pool.map(lambda k: (k, codec.decode(tiles[k])), list(tiles))
+            for key, values in decoded:
+                i, j = (int(n) * 16 for n in key.split("."))
+                assert values.reshape(16, 16).tolist() == data[i : i + 16, j : j + 16].tolist()
+            for key, got in zip(keys, pool.map(section.__getitem__, keys), strict=True):
+                assert got.tolist() == data[key].tolist()

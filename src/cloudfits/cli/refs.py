@@ -14,7 +14,9 @@ import sys
 
 from ..index.build import load_index
 from ..index.refs import DEFAULT_CHUNK_BYTES, kerchunk_references, write_references
-from .common import EXIT_OK, add_provider_arguments, provider_flags
+from ..providers.registry import get_registry
+from ..uri import split_uri
+from .common import EXIT_OK, add_provider_arguments, options_for, provider_flags
 
 __all__ = ["add_arguments", "run"]
 
@@ -43,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
     """``cloudfits refs``: write the references; one line with what was written."""
     flags = provider_flags(args)
     index = load_index(args.index_uri, **flags)
-    references = kerchunk_references(index, chunk_bytes=args.chunk_bytes, paths=args.path)
+    # The flags are the caller's, for the data too (tile tables are read from it).
+    data_spec = get_registry().by_scheme(split_uri(index.data_uri)[0])
+    references = kerchunk_references(
+        index,
+        chunk_bytes=args.chunk_bytes,
+        paths=args.path,
+        **options_for(data_spec, flags),
+    )
     write_references(references, args.output)
     refs = references["refs"]
     arrays = sum(1 for key in refs if key.endswith("/.zarray"))

@@ -25,6 +25,7 @@ codec's ``tiles`` table says, by that count, which tile it is. Both codecs decod
 from __future__ import annotations
 
 import base64
+import threading
 import warnings
 from typing import Any
 
@@ -48,6 +49,9 @@ TILE_COLUMNS = ("COMPRESSED_DATA", "GZIP_COMPRESSED_DATA", "UNCOMPRESSED_DATA")
 
 
 _NOTES = ("", "COMMENT", "HISTORY")
+# astropy's HCOMPRESS decoder (cfitsio's) keeps state in C globals: two threads
+# decoding at once corrupt each other's tiles. zarr decodes chunks on threads.
+_DECOMPRESSION = threading.Lock()
 
 
 class _OneTile:
@@ -239,7 +243,7 @@ class FitsTileCodec(Codec):  # type: ignore[misc]
             header[f"ZTILE{axis}"] = length
         one_tile = _OneTile(self._coldefs, self._row_values(len(data), row))
         corner = np.zeros(len(extent), dtype=int)
-        with warnings.catch_warnings():
+        with _DECOMPRESSION, warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
             pixels = decompress_image_data_section(
                 one_tile,

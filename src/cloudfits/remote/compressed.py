@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 __all__ = ["TileCompressedImage"]
 
 _TILE_COLUMNS = ("COMPRESSED_DATA", "GZIP_COMPRESSED_DATA", "UNCOMPRESSED_DATA")
+# astropy's HCOMPRESS decoder (cfitsio's) keeps state in C globals: sections read on
+# two threads at once (dask's threaded scheduler) would corrupt each other's tiles.
+_DECOMPRESSION = threading.Lock()
 
 
 class _FetchedHeap:
@@ -169,7 +172,7 @@ class TileCompressedImage:
         heap = self._fetch_tiles(rows_data, boxes, options)
         gathered = np.empty(tuple(int(a[-1]) for a in chosen.starts), dtype=raw_dtype)
         for first, last, at in boxes:
-            with warnings.catch_warnings():
+            with _DECOMPRESSION, warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
                 box = decompress_image_data_section(
                     rows_data,

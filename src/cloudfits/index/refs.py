@@ -32,6 +32,7 @@ from astropy.io.fits import Header
 
 from ..fits.geometry import HDUKind, hdu_kind, image_scaling, image_shape
 from ..fits.scan import parse_header
+from ..providers.base import store_index
 from ..providers.registry import get_registry
 from ..uri import join_uri, redact_uri, split_uri
 from .entry import FileEntry
@@ -289,7 +290,8 @@ def write_references(
     """
     if not is_parquet_refs(path):
         provider, where = get_registry().for_uri(path, **options)
-        provider.put_index(where, json.dumps(references, separators=(",", ":")).encode())
+        text = json.dumps(references, separators=(",", ":")).encode()
+        store_index(provider, where, text, content_type="application/json")
         return
     from fsspec.core import url_to_fs
     from fsspec.implementations.reference import LazyReferenceMapper

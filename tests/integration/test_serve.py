@@ -78,7 +78,8 @@ def sector1_cube(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served_index(s3_server: S3Server, sector1_cube: Path) -> cloudfits.FitsIndex:
     s3_server.create_bucket("stpubdata")
     s3_server.client().upload_file(str(sector1_cube), "stpubdata", CUBE_KEY)
-    return cloudfits.build_index("s3://stpubdata/tess/public/mast/")
+    # The one cube (other tests keep cubes of their own under the same prefix).
+    return cloudfits.build_index(f"s3://stpubdata/{CUBE_KEY}")
 
 
 class _Server:

@@ -186,3 +186,22 @@ def test_stats_are_snapshots(one_file: Path) -> None:
     f.reset_stats()
     assert f.stats.requests == 0
     assert after.requests == before.requests + 1  # the snapshot kept its counts
+
+
+def test_search_takes_hyphenated_keywords_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "dated"
+    directory.mkdir()
+    for name, date in (("old.fits", "2019-05-01"), ("new.fits", "2021-03-04")):
+        hdu = fits.PrimaryHDU(np.zeros((2, 2), dtype=np.int16))
+        hdu.header["DATE-OBS"] = date
+        hdu.writeto(directory / name)
+    index = cloudfits.build_index(str(directory))
+    found = index.search("DATE-OBS >= '2020-01-01'")
+    assert list(found["path"]) == ["new.fits"]
+    assert len(index.search("`DATE-OBS` < '2020-01-01' and DATE-OBS != 'x-y'")) == 1
+    index_uri = str(tmp_path / "dated.json")
+    index.save(index_uri)
+    assert main(["search", index_uri, "DATE-OBS >= '2020-01-01'", "--json"]) == 0
+    assert "new.fits" in capsys.readouterr().out

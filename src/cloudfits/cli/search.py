@@ -3,8 +3,9 @@
 EXPR compares keywords with constants, combined with and, or, not:
   cloudfits search s3://bucket/cloudfits-index.parquet "OBJECT == 'M31'"
   cloudfits search index.json "EXPTIME > 100 and FILTER in ('g', 'r')"
-  cloudfits search index.parquet "`DATE-OBS` >= '2020-01-01'"
-Keywords are case-insensitive; one that is not a Python name goes in backquotes.
+  cloudfits search index.parquet "DATE-OBS >= '2020-01-01'"
+Keywords are case-insensitive and hyphens are part of them (DATE-OBS); any other
+keyword that is not a Python name (a HIERARCH card's ESO DET CHIP) goes in backquotes.
 A keyword missing from an HDU (or of another type) never matches. Only the index is
 read, never the data.
 """

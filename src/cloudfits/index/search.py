@@ -4,8 +4,10 @@ An expression is parsed with Python's `ast` module and only these forms are allo
 comparisons (``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, chained ones too), ``in`` and
 ``not in`` a tuple or list of constants, ``and``, ``or``, ``not``, parentheses, constants
 (strings, integers, floats, ``True``, ``False``) and keyword names. Names are keywords,
-case-insensitive; a keyword that is not a Python name goes in backquotes
-(```DATE-OBS` >= '2020-01-01'``, ```ESO DET CHIP` == 3`` for HIERARCH cards).
+case-insensitive. Keywords with hyphens are written as they are
+(``DATE-OBS >= '2020-01-01'``: an expression has no arithmetic, so a hyphen between
+letters or digits can only be part of a keyword); any other keyword that is not a
+Python name goes in backquotes (```ESO DET CHIP` == 3`` for HIERARCH cards).
 
 Values are what `astropy.io.fits.Header` returns. A comparison holds only between values
 of the same kind: a string with a string, a logical (``T``/``F``) with ``True`` or
@@ -70,6 +72,17 @@ _FLIPPED = {
     "greater_equal": "less_equal",
 }
 _BACKQUOTED = re.compile(r"`([^`]*)`")
+# Quoted strings and backquoted keywords, which the hyphen rule leaves alone.
+_QUOTED = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`)""")
+_HYPHENATED = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+)(?![\w.])")
+
+
+def _backquote_hyphenated(text: str) -> str:
+    """``DATE-OBS >= 'x'`` -> ```DATE-OBS` >= 'x'`` outside strings and backquotes."""
+    parts = _QUOTED.split(text)
+    for i in range(0, len(parts), 2):  # even parts are outside quotes
+        parts[i] = _HYPHENATED.sub(r"`\1`", parts[i])
+    return "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,8 @@ def parse_expression(text: str) -> Expression:
         return name
 
     try:
-        tree = ast.parse(_BACKQUOTED.sub(placeholder, text).strip(), mode="eval").body
+        quoted = _backquote_hyphenated(text)
+        tree = ast.parse(_BACKQUOTED.sub(placeholder, quoted).strip(), mode="eval").body
     except SyntaxError as err:
         raise SearchExpressionError(f"not a search expression: {text!r} ({err.msg})") from None
     used: list[str] = []

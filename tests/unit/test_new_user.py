@@ -205,3 +205,17 @@ def test_search_takes_hyphenated_keywords_as_written(
     index.save(index_uri)
     assert main(["search", index_uri, "DATE-OBS >= '2020-01-01'", "--json"]) == 0
     assert "new.fits" in capsys.readouterr().out
+
+
+def test_iterating_rows_reads_in_chunks_not_one_request_per_row(one_file: Path) -> None:
+    f = cloudfits.open(str(one_file))
+    before = f.stats
+    values = [row["X"] for row in f[3]]
+    spent = f.stats - before
+    with fits.open(one_file) as local:
+        assert values == list(local[3].data["X"])
+    assert len(values) == 200
+    assert spent.requests == 1, spent  # 200 rows of 4 bytes: one chunk
+    planes = list(f["SCI"])
+    assert len(planes) == 64
+    assert planes[0].shape == (56,)

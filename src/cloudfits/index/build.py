@@ -17,7 +17,8 @@ from ..providers.registry import get_registry
 from ..uri import is_local_uri, is_uri, make_uri, redact_uri, split_uri
 from . import parquet_store
 from .core import FitsIndex
-from .formats import is_parquet_name
+from .formats import SNIFF_BYTES, IndexFormat, check_index_head, is_parquet_name
+from .json_schema import MAX_INDEX_BYTES
 from .scanning import (
     DEFAULT_SCAN_CONCURRENCY,
     Executor,
@@ -258,12 +259,17 @@ def load_index(
     provider, path = get_registry().for_uri(text, **options)
     info = provider.head(path)
     reader = ObjectReader(provider, path, shown, etag=info.etag, size=info.size)
-    if is_parquet_name(text):
+    head = b"" if is_parquet_name(text) else reader.read(0, min(info.size, SNIFF_BYTES))
+    if is_parquet_name(text) or (
+        check_index_head(head, info.size, source=shown, limit=MAX_INDEX_BYTES)
+        is IndexFormat.PARQUET
+    ):
         # Version 2: the footer and the layout columns now, the rest when needed.
         fields, entries = parquet_store.decode(reader, info.size, source=shown)
         index = FitsIndex.from_source(fields, entries)
     else:
-        index = FitsIndex.from_bytes(reader.read(0, info.size), source=shown)
+        rest = reader.read(len(head), info.size) if info.size > len(head) else b""
+        index = FitsIndex.from_bytes(head + rest, source=shown)
     index.uri = text
     index.options = dict(options)
     index.data_options = dict(data_options or {})

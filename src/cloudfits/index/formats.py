@@ -12,7 +12,15 @@ import enum
 from ..errors import IndexFormatError
 from ..providers.kit import INDEX_CONTENT_TYPES
 
-__all__ = ["IndexFormat", "format_of_bytes", "format_of_name", "index_suffixes", "is_parquet_name"]
+__all__ = [
+    "SNIFF_BYTES",
+    "IndexFormat",
+    "check_index_head",
+    "format_of_bytes",
+    "format_of_name",
+    "index_suffixes",
+    "is_parquet_name",
+]
 
 
 class IndexFormat(enum.Enum):
@@ -59,6 +67,35 @@ def format_of_bytes(head: bytes) -> IndexFormat | None:
     if head.lstrip()[:1] == b"{":
         return IndexFormat.JSON
     return None
+
+
+#: Bytes read first from an object named as an index, to see what it holds.
+SNIFF_BYTES = 64 * 1024
+
+
+def check_index_head(head: bytes, size: int, *, source: str, limit: int) -> IndexFormat:
+    """The format of an object from its first bytes, before the rest is read.
+
+    A FITS file (``SIMPLE  =``), or anything that does not start like an index (Parquet's
+    ``PAR1``, gzip, or ``{``), is an `IndexFormatError` naming it, as is a JSON
+    document of more than ``limit`` bytes: a 44 GB data cube named by mistake costs one
+    small read, not a download.
+    """
+    found = format_of_bytes(head)
+    if found is None:
+        what = "a FITS file" if head[:9] == b"SIMPLE  =" else "not an index"
+        first = head[:16].decode("latin-1").encode("unicode_escape").decode("ascii")
+        hint = " (open it with cloudfits.open, or pass an index)" if "FITS" in what else ""
+        raise IndexFormatError(
+            f"{source}: {what}{hint}: an index starts with '{{', gzip or PAR1 bytes,"
+            f" this object ({size:,} bytes) with {first!r}"
+        )
+    if found is not IndexFormat.PARQUET and size > limit:
+        raise IndexFormatError(
+            f"{source}: {size:,} bytes is more than an index document may hold"
+            f" ({limit:,}); not read"
+        )
+    return found
 
 
 def is_parquet_name(uri: str) -> bool:

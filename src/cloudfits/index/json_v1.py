@@ -13,7 +13,12 @@ from typing import Any
 
 from ..errors import IndexFormatError
 from .entry import FORMAT_NAME, FORMAT_VERSION, FileEntry, check_format, field_of, parse_file_entry
-from .json_schema import parse_index_document, validate_index_document
+from .json_schema import (
+    MAX_GZIP_EXPANSION,
+    gzip_within_bound,
+    parse_index_document,
+    validate_index_document,
+)
 
 __all__ = ["DocumentFields", "decode", "decode_document", "document", "encode"]
 
@@ -37,7 +42,16 @@ def encode(fields: DocumentFields, files: list[FileEntry], *, compress: bool = F
     """The version 1 document as bytes; gzip-compressed when ``compress``."""
     text = json.dumps(document(fields, files), indent=1, ensure_ascii=True) + "\n"
     data = text.encode("ascii")
-    return gzip.compress(data, mtime=0) if compress else data
+    if not compress:
+        return data
+    packed = gzip.compress(data, mtime=0)
+    if not gzip_within_bound(len(data), len(packed)):
+        raise IndexFormatError(
+            f"this index ({len(data):,} bytes of JSON) compresses {len(data) / len(packed):.0f}"
+            f" times, more than a .json.gz index may expand when loaded"
+            f" ({MAX_GZIP_EXPANSION} times): save it as .json or .parquet"
+        )
+    return packed
 
 
 def decode_document(raw: Any, *, source: str) -> tuple[DocumentFields, list[FileEntry]]:

@@ -42,6 +42,15 @@ if TYPE_CHECKING:
 __all__ = ["RemoteFITS", "RemoteHDU", "Section", "open", "split_fetch_options"]
 
 
+#: Bytes of data per read when an HDU is iterated (``for row in hdu``).
+ITER_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _plane(shape: tuple[int, ...]) -> int:
+    """Elements of one index along the first axis."""
+    return int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+
+
 class RemoteHDU:
     """One HDU of a `RemoteFITS`. The header is in hand; data is read on request."""
 
@@ -267,6 +276,23 @@ class RemoteHDU:
         if isinstance(key, (int, np.integer)):
             return self.read(rows=[key])[0]
         return self.read(rows=key)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Table rows (or image planes along the first axis), read a chunk at a time.
+
+        Without this, Python would iterate through ``__getitem__`` one index at a time:
+        one request per row. Each chunk is about `ITER_CHUNK_BYTES` of data.
+        """
+        if self.kind.is_image:
+            self._require_image("iteration")
+            step = max(1, ITER_CHUNK_BYTES // max(1, self.dtype.itemsize * _plane(self.shape)))
+            for start in range(0, self.shape[0], step):
+                yield from self.read_section(slice(start, start + step))
+            return
+        rows = self.shape[0]
+        step = max(1, ITER_CHUNK_BYTES // max(1, self.dtype.itemsize))
+        for start in range(0, rows, step):
+            yield from self.read(rows=slice(start, min(rows, start + step)))
 
     @cached_property
     def wcs(self) -> Any:

@@ -124,7 +124,9 @@ def bench(session: nox.Session) -> None:
 
     ``benchmarks.run`` (small files on SeaweedFS, 0 and 20 ms of added latency) writes
     ``benchmarks/results/bench.{json,rst,png}``; ``benchmarks.floor`` (352 generated
-    45.5 GB cubes, 20 and 80 ms, against the floor) writes ``floor.{json,rst}``.
+    45.5 GB cubes, 20 and 80 ms, against the floor) writes ``floor.{json,rst}``;
+    ``benchmarks.zarr_refs`` (xarray over cloudfits' kerchunk references against
+    kerchunk's own FITS references) writes ``zarr.{json,rst}``.
     Arguments go to the first (``nox -s bench -- --runs 5 --latency 50``), or, after
     ``floor``, to the second only (``nox -s bench -- floor --quick``).
     """
@@ -133,6 +135,8 @@ def bench(session: nox.Session) -> None:
         session.run("python", "-m", "benchmarks.floor", *session.posargs[1:])
         return
     session.run("python", "-m", "benchmarks.run", *session.posargs)
+    # xarray over cloudfits' kerchunk references against kerchunk's own FITS references.
+    session.run("python", "-m", "benchmarks.zarr_refs")
     session.run("python", "-m", "benchmarks.floor")
 
 

@@ -30,7 +30,7 @@ from ..kit import (
     sorted_listing,
 )
 from . import S3Config, split_bucket_key
-from .presigned import URL_SECONDS, PresignedReads
+from .presigned import URL_SECONDS, BucketUrls, PresignedReads
 
 __all__ = ["S3Provider"]
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class S3Provider(ProviderEdges):
         self._client: Any = None
         self._session: Any = None
         self._fast: PresignedReads | None = None
+        self._bucket_urls: dict[str, BucketUrls] = {}
         self._unsigned = config.anonymous is True
         if config.presigned_reads:
             signed = {"x-amz-request-payer": "requester"} if config.requester_pays else {}
@@ -166,12 +167,21 @@ class S3Provider(ProviderEdges):
 
     def _presign(self, path: str) -> str | None:
         bucket, key = split_bucket_key(path)
+        signer = self._bucket_urls.get(bucket)
         try:
+            if signer is not None:
+                return signer.url(key)
             url: str = self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=URL_SECONDS
             )
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            self._bucket_urls.pop(bucket, None)
             return None  # the botocore path reports the problem
+        made = BucketUrls.from_first(
+            url, key, self._session.get_credentials, self.client.meta.region_name
+        )
+        if made is not None:
+            self._bucket_urls[bucket] = made
         return url
 
     def uri(self, path: str) -> str:

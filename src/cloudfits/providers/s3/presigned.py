@@ -27,7 +27,7 @@ from ..answers import RangeAnswer, header_int, read_body, read_whole_into, unquo
 from ..base import check_content_range
 from ..kit import copy_into, read_body_into
 
-__all__ = ["PresignedReads"]
+__all__ = ["BucketUrls", "PresignedReads"]
 
 URL_SECONDS = 3600
 """Lifetime of a presigned URL."""
@@ -207,3 +207,82 @@ class PresignedReads:
             raise TransientProviderError(f"{what}: {type(err).__name__}") from None
         finally:
             response.close()
+
+
+_HEADER_VALUES = {"x-amz-request-payer": "requester", "accept-encoding": "identity"}
+"""Values of the headers boto3's hooks sign into a presigned ``GetObject`` URL."""
+
+
+class BucketUrls:
+    """Presigned URLs of one bucket's objects: botocore's first, the others signed here.
+
+    ``generate_presigned_url`` resolves the endpoint (its rules, the addressing style)
+    and runs its event hooks for every URL: about 1 ms of CPU each, the largest part of
+    indexing hundreds of objects. The endpoint does not change from key to key, so the
+    first URL gives the bucket's prefix and later keys are signed with botocore's own
+    query signer (``S3SigV4QueryAuth``), with the headers the first URL signed: the same
+    URL botocore makes, in a third of the time.
+
+    Parameters
+    ----------
+    prefix : str
+        The URL up to the key.
+    headers : dict
+        The headers signed besides ``host``.
+    credentials : callable or None
+        Returns botocore credentials; None for unsigned URLs.
+    region : str
+        The signing region.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        headers: dict[str, str],
+        credentials: Callable[[], Any] | None,
+        region: str,
+    ) -> None:
+        self._prefix = prefix
+        self._headers = headers
+        self._credentials = credentials
+        self._region = region
+
+    @classmethod
+    def from_first(
+        cls, url: str, key: str, credentials: Callable[[], Any], region: str | None
+    ) -> BucketUrls | None:
+        """The signer of ``url``'s bucket (``url`` presigned by botocore for ``key``), or
+        None when its form is not one this can repeat."""
+        from urllib.parse import parse_qs, quote, urlsplit
+
+        parts = urlsplit(url)
+        base = url.split("?", 1)[0]
+        quoted = quote(key, safe="/~")
+        if not base.endswith(quoted) or not region:
+            return None
+        query = parse_qs(parts.query)
+        if not query:
+            return cls(base[: -len(quoted)], {}, None, region)
+        if query.get("X-Amz-Algorithm") != ["AWS4-HMAC-SHA256"]:
+            return None
+        signed = query.get("X-Amz-SignedHeaders", [""])[0].split(";")
+        extra = [h for h in signed if h != "host"]
+        if "host" not in signed or any(h not in _HEADER_VALUES for h in extra):
+            return None
+        return cls(base[: -len(quoted)], {h: _HEADER_VALUES[h] for h in extra}, credentials, region)
+
+    def url(self, key: str) -> str:
+        """The presigned ``GetObject`` URL of ``key``."""
+        from urllib.parse import quote
+
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+
+        url = self._prefix + quote(key, safe="/~")
+        if self._credentials is None:
+            return url
+        request = AWSRequest(method="GET", url=url, headers=dict(self._headers))
+        frozen = self._credentials().get_frozen_credentials()
+        S3SigV4QueryAuth(frozen, "s3", self._region, expires=URL_SECONDS).add_auth(request)
+        signed: str = request.url
+        return signed

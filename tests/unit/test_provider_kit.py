@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,3 +228,59 @@ def test_file_provider_errors_and_repr(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"invalid range \[5, 1\) for 'a'"):
         provider.get_range("a", 5, 1)
     pickle.dumps(provider.config)
+
+
+class _Lazy:
+    built = 0
+
+    @kit.built_once
+    def client(self) -> object:
+        time.sleep(0.05)  # long enough for every thread to arrive while it builds
+        type(self).built += 1
+        return object()
+
+
+def test_built_once_builds_one_client_for_many_threads() -> None:
+    holder = _Lazy()
+    with ThreadPoolExecutor(8) as pool:
+        clients = list(pool.map(lambda _: holder.client, range(16)))
+    assert _Lazy.built == 1
+    assert all(c is clients[0] for c in clients)
+    assert _Lazy().client is not clients[0]
+
+
+def test_lazy_factory_imports_the_implementation_on_first_use() -> None:
+    factory = kit.lazy_factory("cloudfits.providers.file", "FileProvider")
+    assert factory.__module__ == "cloudfits.providers"
+    provider = factory(FileConfig(), "file")
+    assert isinstance(provider, FileProvider)
+    getter = kit.lazy_attributes("cloudfits.providers.s3", {"S3Provider": ".client"})
+    assert getter("S3Provider").__name__ == "S3Provider"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        getter("Nope")
+
+
+def test_check_anonymous() -> None:
+    for good in (True, False, "auto"):
+        kit.check_anonymous(good)
+    with pytest.raises(ValueError, match="anonymous must be True, False or 'auto'"):
+        kit.check_anonymous("yes")
+    with pytest.raises(ValueError, match="contradict"):
+        kit.check_anonymous(True, requester_pays=True)
+
+
+def test_client_options_are_shared_and_read_their_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = ("max_pool_connections", "connect_timeout", "read_timeout", "max_attempts")
+    for config_type in (S3Config, SpacesConfig, HTTPSConfig):
+        assert issubclass(config_type, kit.ClientOptions)
+        assert {f.name for f in dataclasses.fields(config_type)} >= set(names)
+    assert (S3Config().max_pool_connections, S3Config().read_timeout) == (64, 60.0)
+    monkeypatch.setenv("CLOUDFITS_MAX_POOL_CONNECTIONS", "7")
+    monkeypatch.setenv("CLOUDFITS_READ_TIMEOUT", "2.5")
+    assert (HTTPSConfig().max_pool_connections, HTTPSConfig().read_timeout) == (7, 2.5)
+    assert S3Config(max_pool_connections=3).max_pool_connections == 3
+    monkeypatch.setenv("CLOUDFITS_CONNECT_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="CLOUDFITS_CONNECT_TIMEOUT='soon'"):
+        SpacesConfig()

@@ -80,8 +80,18 @@ def _ordered_specs() -> list[ProviderSpec]:
 
 
 def _descriptions(config_type: type) -> dict[str, str]:
-    """The first sentence of each entry of a numpydoc ``Attributes`` section."""
-    doc = config_type.__doc__ or ""
+    """The first sentence of each entry of the numpydoc ``Attributes`` sections of the
+    config and its bases (`cloudfits.providers.kit.ClientOptions`), the class's own first."""
+    found: dict[str, str] = {}
+    for cls in config_type.__mro__:
+        for name, text in _own_descriptions(cls).items():
+            if name not in found or found[name].startswith("The client options"):
+                found[name] = text
+    return found
+
+
+def _own_descriptions(config_type: type) -> dict[str, str]:
+    doc = config_type.__dict__.get("__doc__") or ""
     lines = doc.expandtabs().splitlines()
     try:
         start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes")

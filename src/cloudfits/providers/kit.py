@@ -10,14 +10,24 @@ its SDK makes different: which SDK error means what.
 * `check_range`, `check_start`, `reading`: range validation and its wording;
 * `split_bucket_key`, `sorted_listing`, `index_content_type`;
 * `ErrorKind`, `error_for`, `kind_of_status`: one error hierarchy for every SDK;
-* `copy_into`, `read_body_into`: bodies straight into a caller's buffer.
+* `copy_into`, `read_body_into`: bodies straight into a caller's buffer;
+* `built_once`, `lazy_factory`, `lazy_attributes`: an SDK client built once per
+  provider under a lock, and a provider class imported (with its SDK) only when the
+  first provider is made;
+* `check_anonymous`: the values of the ``anonymous`` option of s3, spaces, gcs, azure;
+* `ClientOptions`: the HTTP client's pool, timeouts and attempts, one place for the
+  providers that take them (s3, spaces, https), each with its environment variable.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from typing import Any
+import importlib
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from ..errors import (
     AccessDeniedError,
@@ -32,14 +42,19 @@ from .base import ObjectInfo
 
 __all__ = [
     "INDEX_CONTENT_TYPES",
+    "ClientOptions",
     "ErrorKind",
     "ProviderEdges",
+    "built_once",
+    "check_anonymous",
     "check_range",
     "check_start",
     "copy_into",
     "error_for",
     "index_content_type",
     "kind_of_status",
+    "lazy_attributes",
+    "lazy_factory",
     "read_body_into",
     "reading",
     "sorted_listing",
@@ -223,3 +238,126 @@ def read_body_into(response: Any, out: memoryview) -> int:
     if direct and raw.isclosed():
         response.release_conn()  # the body is complete: the connection is reusable
     return got
+
+
+T = TypeVar("T")
+
+
+class built_once(Generic[T]):
+    """A property computed once per instance under a lock: a provider's SDK client.
+
+    ``functools.cached_property`` takes no lock (since Python 3.12), and two threads
+    reading at once would build two clients; this builds exactly one.
+    """
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._attr = f"_{build.__name__}_built"
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attr = f"_{name}_built"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> T:
+        if instance is None:
+            return self  # type: ignore[return-value]
+        found: T | None = instance.__dict__.get(self._attr)
+        if found is None:
+            with self._lock:
+                found = instance.__dict__.get(self._attr)
+                if found is None:
+                    found = self._build(instance)
+                    instance.__dict__[self._attr] = found
+        return found
+
+
+def lazy_factory(module: str, class_name: str, *, with_scheme: bool = False) -> Callable[..., Any]:
+    """A `ProviderSpec` factory that imports ``module`` (and so the SDK) on first use.
+
+    The factory makes ``class_name(config)``, or ``class_name(config, scheme)`` with
+    ``with_scheme``.
+    """
+
+    def factory(config: Any, scheme: str) -> Any:
+        cls = getattr(importlib.import_module(module), class_name)
+        return cls(config, scheme) if with_scheme else cls(config)
+
+    factory.__module__ = module.rpartition(".")[0] or module
+    factory.__qualname__ = f"make_{class_name}"
+    return factory
+
+
+def lazy_attributes(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``names[name]`` (a submodule) on first use,
+    so that ``from package import S3Provider`` works without importing the SDK early."""
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name], package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+def check_anonymous(anonymous: object, *, requester_pays: bool = False) -> None:
+    """Refuse an ``anonymous`` that is not True, False or ``"auto"``, or one that
+    contradicts ``requester_pays`` (which bills the account signing the requests)."""
+    if not (anonymous is True or anonymous is False or anonymous == "auto"):
+        raise ValueError(f"anonymous must be True, False or 'auto', not {anonymous!r}")
+    if anonymous is True and requester_pays:
+        raise ValueError(
+            "anonymous=True and requester_pays=True contradict each other: requester-pays"
+            " bills the account that signs the requests"
+        )
+
+
+def _from_environment(variable: str, default: T, kind: Callable[[str], T]) -> Callable[[], T]:
+    def read() -> T:
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            return default
+        try:
+            return kind(value)
+        except ValueError as err:
+            raise ValueError(f"{variable}={value!r} is not a valid {kind.__name__}") from err
+
+    return read
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientOptions:
+    """The HTTP client options shared by the s3, spaces and https providers.
+
+    Each option is documented here once; its default comes from its environment
+    variable when that is set. A provider's config inherits these fields, so they are
+    given like any other option (``max_pool_connections=16``, ``--max-pool-connections 16``).
+
+    Attributes
+    ----------
+    max_pool_connections : int
+        Connections kept per host; reads use up to this many at once
+        (``CLOUDFITS_MAX_POOL_CONNECTIONS``, default 64).
+    connect_timeout : float
+        Seconds before a connection attempt gives up (``CLOUDFITS_CONNECT_TIMEOUT``,
+        default 10).
+    read_timeout : float
+        Seconds a read may wait for data (``CLOUDFITS_READ_TIMEOUT``, default 60).
+    max_attempts : int
+        Attempts per request by the client itself for connection errors and throttling
+        (``CLOUDFITS_REQUEST_ATTEMPTS``, default 5); the range engine's own retries
+        (``CLOUDFITS_MAX_ATTEMPTS``) come on top.
+    """
+
+    max_pool_connections: int = field(
+        default_factory=_from_environment("CLOUDFITS_MAX_POOL_CONNECTIONS", 64, int)
+    )
+    connect_timeout: float = field(
+        default_factory=_from_environment("CLOUDFITS_CONNECT_TIMEOUT", 10.0, float)
+    )
+    read_timeout: float = field(
+        default_factory=_from_environment("CLOUDFITS_READ_TIMEOUT", 60.0, float)
+    )
+    max_attempts: int = field(
+        default_factory=_from_environment("CLOUDFITS_REQUEST_ATTEMPTS", 5, int)
+    )

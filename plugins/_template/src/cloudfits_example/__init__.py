@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 
 import cloudfits
 from cloudfits import ProviderSpec
+from cloudfits.providers import kit
 
 if TYPE_CHECKING:
     from cloudfits.providers.registry import ProviderRegistry
-
-    from .provider import ExampleProvider
 
 __all__ = ["ExampleConfig", "cloudfits_register_providers"]
 __version__ = "0.1.0"
@@ -35,10 +34,8 @@ class ExampleConfig:
     root: str = "."
 
 
-def _make_provider(config: ExampleConfig, scheme: str) -> ExampleProvider:
-    from .provider import ExampleProvider
-
-    return ExampleProvider(config)
+# The implementation (and the SDK) is imported when the first provider is made.
+_make_provider = kit.lazy_factory("cloudfits_example.provider", "ExampleProvider")
 
 
 @cloudfits.hookimpl

@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Literal
 
 import cloudfits
 from cloudfits import ProviderSpec
+from cloudfits.providers import kit
 
 if TYPE_CHECKING:
     from cloudfits.providers.registry import ProviderRegistry
-
-    from .provider import AzureProvider
 
 __all__ = ["AzureConfig", "cloudfits_register_providers"]
 __version__ = "0.1.0"
@@ -68,14 +67,10 @@ class AzureConfig:
     list_page_size: int = 5000
 
     def __post_init__(self) -> None:
-        if not (self.anonymous is True or self.anonymous is False or self.anonymous == "auto"):
-            raise ValueError(f"anonymous must be True, False or 'auto', not {self.anonymous!r}")
+        kit.check_anonymous(self.anonymous)
 
 
-def _make_provider(config: AzureConfig, scheme: str) -> AzureProvider:
-    from .provider import AzureProvider
-
-    return AzureProvider(config)
+_make_provider = kit.lazy_factory("cloudfits_azure.provider", "AzureProvider")
 
 
 @cloudfits.hookimpl

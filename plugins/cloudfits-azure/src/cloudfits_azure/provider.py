@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,21 +61,14 @@ class AzureProvider(kit.ProviderEdges):
 
     def __init__(self, config: AzureConfig) -> None:
         self.config = config
-        self._lock = threading.Lock()
-        self._service: Any = None
         self._credential_kind = "anonymous"
 
     # ------------------------------------------------------------- client
 
-    @property
+    @kit.built_once
     def service(self) -> BlobServiceClient:
         """The ``BlobServiceClient``, built on first use."""
-        if self._service is None:
-            with self._lock:
-                if self._service is None:
-                    self._service = self._make_service()
-        service: BlobServiceClient = self._service
-        return service
+        return self._make_service()
 
     def _transport(self) -> RequestsTransport:
         c = self.config

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,20 +37,14 @@ class GCSProvider(kit.ProviderEdges):
 
     def __init__(self, config: GCSConfig) -> None:
         self.config = config
-        self._lock = threading.Lock()
-        self._client: Any = None
         self._anonymous = config.anonymous is True
 
     # ------------------------------------------------------------- client
 
-    @property
+    @kit.built_once
     def client(self) -> Any:
         """The ``google.cloud.storage.Client``, built on first use."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._make_client()
-        return self._client
+        return self._make_client()
 
     def _make_client(self) -> Any:
         c = self.config

@@ -6,10 +6,8 @@ This module holds the options and the registration; boto3 is imported by
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from .. import kit
 from ..base import ProviderSpec
@@ -23,7 +21,7 @@ __all__ = ["S3Config", "S3Provider", "check_anonymous", "split_bucket_key"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class S3Config:
+class S3Config(kit.ClientOptions):
     """Options of the S3 provider.
 
     Credentials are never options: boto3 finds them in the usual places (environment
@@ -48,12 +46,9 @@ class S3Config:
         says so). ``True``: always unsigned. ``False``: always signed, so missing
         credentials are an error. Requester-pays requests are always signed: they bill
         the account that signs them.
-    max_pool_connections : int
-        Size of the HTTP connection pool; reads use up to this many connections.
-    connect_timeout, read_timeout : float
-        Seconds before a connection attempt or a read gives up.
-    max_attempts : int
-        Attempts per request for throttling and transient errors (boto3 standard mode).
+    max_pool_connections, connect_timeout, read_timeout, max_attempts
+        The client options (`cloudfits.providers.kit.ClientOptions`); ``max_attempts``
+        is boto3's standard retry mode.
     presigned_reads : bool
         Read data ranges through one presigned URL per object and a plain urllib3 pool
         (see `cloudfits.providers.s3.presigned`), which saves about 3 ms of CPU per request;
@@ -68,26 +63,13 @@ class S3Config:
         default="auto",
         metadata={"help": "send unsigned requests (public data), whatever credentials are found"},
     )
-    max_pool_connections: int = 64
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    max_attempts: int = 5
     presigned_reads: bool = True
 
     def __post_init__(self) -> None:
         check_anonymous(self.anonymous, requester_pays=self.requester_pays)
 
 
-def check_anonymous(anonymous: object, *, requester_pays: bool = False) -> None:
-    """Refuse an ``anonymous`` that is not True, False or ``"auto"``, or one that
-    contradicts ``requester_pays`` (which bills the account signing the requests)."""
-    if not (anonymous is True or anonymous is False or anonymous == "auto"):
-        raise ValueError(f"anonymous must be True, False or 'auto', not {anonymous!r}")
-    if anonymous is True and requester_pays:
-        raise ValueError(
-            "anonymous=True and requester_pays=True contradict each other: requester-pays"
-            " bills the account that signs the requests"
-        )
+check_anonymous = kit.check_anonymous
 
 
 def split_bucket_key(path: str) -> tuple[str, str]:
@@ -95,20 +77,8 @@ def split_bucket_key(path: str) -> tuple[str, str]:
     return kit.split_bucket_key(path, "s3")
 
 
-def _client() -> ModuleType:
-    """The provider's module, which imports the SDK: loaded when the first provider is made."""
-    return importlib.import_module(f"{__name__}.client")
-
-
-def _make_provider(config: S3Config, scheme: str) -> S3Provider:
-    provider: S3Provider = _client().S3Provider(config)
-    return provider
-
-
-def __getattr__(name: str) -> Any:
-    if name == "S3Provider":
-        return _client().S3Provider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_make_provider = kit.lazy_factory(f"{__name__}.client", "S3Provider")
+__getattr__ = kit.lazy_attributes(__name__, {"S3Provider": ".client"})
 
 
 @hookimpl

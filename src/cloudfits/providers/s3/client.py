@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from ..base import ObjectInfo, check_content_range
 from ..kit import (
     ErrorKind,
     ProviderEdges,
+    built_once,
     check_range,
     check_start,
     copy_into,
@@ -96,8 +96,6 @@ class S3Provider(ProviderEdges):
         self.config = config
         self.name = self.scheme = name
         self._uri_prefix = uri_prefix
-        self._client_lock = threading.Lock()
-        self._client: Any = None
         self._session: Any = None
         self._fast: PresignedReads | None = None
         self._bucket_urls: dict[str, BucketUrls] = {}
@@ -112,14 +110,10 @@ class S3Provider(ProviderEdges):
                 read_timeout=config.read_timeout,
             )
 
-    @property
+    @built_once
     def client(self) -> Any:
         """The boto3 client, built once; requester-pays is set on it here and only here."""
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._make_client()
-        return self._client
+        return self._make_client()
 
     def _make_client(self) -> Any:
         c = self.config

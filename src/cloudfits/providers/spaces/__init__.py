@@ -8,14 +8,12 @@ or a profile).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import kit
 from ..base import ProviderSpec
 from ..hookspecs import hookimpl
-from ..s3 import check_anonymous
 
 if TYPE_CHECKING:
     from ..registry import ProviderRegistry
@@ -25,7 +23,7 @@ __all__ = ["SpacesConfig", "SpacesProvider"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpacesConfig:
+class SpacesConfig(kit.ClientOptions):
     """Options of the DigitalOcean Spaces provider.
 
     Attributes
@@ -34,21 +32,19 @@ class SpacesConfig:
         Replaces ``https://REGION.digitaloceanspaces.com`` (for tests or a proxy).
     region : str or None
         The region for bare bucket names (``cloudfits-index --provider spaces``).
-    profile, anonymous, max_pool_connections, connect_timeout, read_timeout, max_attempts
+    profile, anonymous
         As for the S3 provider.
+    max_pool_connections, connect_timeout, read_timeout, max_attempts
+        The client options (`cloudfits.providers.kit.ClientOptions`).
     """
 
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
     anonymous: bool | Literal["auto"] = "auto"
-    max_pool_connections: int = 64
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    max_attempts: int = 5
 
     def __post_init__(self) -> None:
-        check_anonymous(self.anonymous)
+        kit.check_anonymous(self.anonymous)
 
 
 def _bucket_uri(bucket: str, config: Any) -> str:
@@ -57,20 +53,8 @@ def _bucket_uri(bucket: str, config: Any) -> str:
     return f"spaces://{config.region}/{bucket}"
 
 
-def _client() -> ModuleType:
-    """The provider's module, which imports the SDK: loaded when the first provider is made."""
-    return importlib.import_module(f"{__name__}.client")
-
-
-def _make_provider(config: SpacesConfig, scheme: str) -> SpacesProvider:
-    provider: SpacesProvider = _client().SpacesProvider(config)
-    return provider
-
-
-def __getattr__(name: str) -> Any:
-    if name == "SpacesProvider":
-        return _client().SpacesProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_make_provider = kit.lazy_factory(f"{__name__}.client", "SpacesProvider")
+__getattr__ = kit.lazy_attributes(__name__, {"SpacesProvider": ".client"})
 
 
 @hookimpl

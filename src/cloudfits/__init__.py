@@ -34,7 +34,7 @@ from .index.search import SearchExpressionError
 from .providers.base import ObjectInfo, Provider, ProviderSpec
 from .providers.hookspecs import hookimpl
 from .providers.registry import ProviderRegistry, get_registry
-from .remote import RemoteFITS, RemoteHDU, Section, open
+from .remote import RemoteFITS, RemoteHDU, Section, getdata, getheader, open
 from .scale.cutouts import batch_cutouts
 
 _compat.install()
@@ -80,6 +80,8 @@ __all__ = [
     "build_index",
     "download_index",
     "get_registry",
+    "getdata",
+    "getheader",
     "hookimpl",
     "load_index",
     "open",

@@ -9,8 +9,10 @@ pipe, ``info`` without an argument, ``cloudfits-index --help``, ``RemoteHDU``'s 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from astropy.io import fits
 
 import cloudfits
 from cloudfits.cli import index_main, main
+from cloudfits.providers.registry import reset_registry
 
 
 def _file(path: Path) -> Path:
@@ -219,3 +222,59 @@ def test_iterating_rows_reads_in_chunks_not_one_request_per_row(one_file: Path) 
     planes = list(f["SCI"])
     assert len(planes) == 64
     assert planes[0].shape == (56,)
+
+
+def test_the_layout_comes_from_the_stored_header_whatever_the_user_edits(
+    one_file: Path,
+) -> None:
+    f = cloudfits.open(str(one_file))
+    with fits.open(one_file) as local:
+        expected = local[0].data.copy()
+    f[0].header["BSCALE"] = 100
+    f[0].header["BITPIX"] = 32
+    f[0].header["NAXIS1"] = 3
+    assert f[0].shape == (10, 10)
+    assert f[0].dtype == np.int16
+    assert np.array_equal(f[0].section[:, :], expected)  # no IndexFormatError either
+    assert f[0].header["BSCALE"] == 100  # the user's copy keeps the edit
+    assert "BSCALE" not in f[0].stored_header
+
+
+def test_remote_fits_behaves_like_an_hdulist(one_file: Path) -> None:
+    f = cloudfits.open(str(one_file))
+    assert "SCI" in f
+    assert ("SCI", 2) in f
+    assert "sci" in f
+    assert 3 in f
+    assert "NOPE" not in f
+    assert 9 not in f
+    assert [h.number for h in f[1:3]] == [1, 2]
+    with pytest.raises(AttributeError, match=r"section\[\.\.\.\]"):
+        _ = f[1].data
+    assert cloudfits.getheader(str(one_file), "SCI")["EXTNAME"] == "SCI"
+    with fits.open(one_file) as local:
+        assert np.array_equal(cloudfits.getdata(str(one_file)), local[0].data)
+        assert np.array_equal(cloudfits.getdata(str(one_file), ("SCI", 2)), local[2].data)
+        assert list(cloudfits.getdata(str(one_file), 3)["X"]) == list(local[3].data["X"])
+
+
+def test_an_unreachable_endpoint_fails_fast_naming_its_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unreachable-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unreachable-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    reset_registry()
+    started = time.monotonic()
+    with pytest.raises(cloudfits.ProviderError, match="cannot connect") as caught:
+        cloudfits.open("s3://b/k.fits", endpoint_url=endpoint)
+    assert time.monotonic() - started < 20  # was 42 s: every layer retried
+    assert endpoint in str(caught.value)
+    assert main(["info", "s3://b/k.fits", "--endpoint-url", endpoint]) == 1
+    assert "--endpoint-url URL" in capsys.readouterr().err
+    reset_registry()

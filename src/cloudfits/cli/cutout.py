@@ -9,6 +9,7 @@ the bytes of the cutout are read.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from typing import Any
@@ -17,8 +18,8 @@ import numpy as np
 
 from ..astro.tess import tess_cutout
 from ..errors import CloudFitsError
-from ..remote.opening import open as open_remote
-from .common import add_provider_arguments, provider_flags
+from .common import UsageError, add_provider_arguments
+from .targets import open_targets
 
 __all__ = ["add_arguments", "run"]
 
@@ -41,7 +42,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " needs matplotlib (pip install 'cloudfits[png]')",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument(
+        "--index",
+        metavar="INDEX_URI",
+        help="read the file's headers from this index instead of scanning the object",
+    )
     add_provider_arguments(parser)
+    parser.set_defaults(paths=[])
+
+
+#: Cards of the image and primary headers that a cutout keeps (the WCS is the cutout's).
+KEPT_CARDS = (
+    "OBJECT", "TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "EXPTIME", "EXPOSURE",
+    "DATE-OBS", "DATE-END", "MJD-OBS", "BUNIT", "GAIN", "ORIGIN", "OBSERVER",
+)  # fmt: skip
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Usage errors, found before anything is read."""
+    if args.size < 1:
+        raise UsageError(f"--size must be at least 1 pixel, not {args.size}")
+    if not -90.0 <= args.dec <= 90.0:
+        raise UsageError(f"--dec must be between -90 and 90 degrees, not {args.dec}")
+    if not np.isfinite(args.ra):
+        raise UsageError(f"--ra must be a number of degrees, not {args.ra}")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise UsageError(f"{args.output} exists: pass --overwrite to replace it")
+
+
+def _kept_header(hdu: Any, primary: Any, wcs: Any) -> Any:
+    from astropy.io import fits
+
+    header = wcs.to_header(relax=True) if wcs is not None else fits.Header()
+    for keyword in KEPT_CARDS:
+        for source in (hdu.header, primary.header):
+            if keyword in source:
+                header[keyword] = (source[keyword], source.comments[keyword])
+                break
+    return header
+
+
+def _cut_image(f: Any, args: argparse.Namespace, where: Any) -> Any:
+    from astropy.nddata import NoOverlapError
+
+    hdu = _image_hdu(f, args.hdu)
+    try:
+        return hdu, hdu.cutout(where, args.size)
+    except (NoOverlapError, ValueError) as err:
+        ny, nx = hdu.shape
+        raise CloudFitsError(
+            f"{f.uri}: RA {args.ra} Dec {args.dec} is off the image of HDU {hdu.number}"
+            f" ({nx}x{ny} pixels): {err}"
+        ) from err
 
 
 def _is_tess_cube(f: Any) -> bool:
@@ -87,10 +139,9 @@ def run(args: argparse.Namespace) -> int:
     from astropy.coordinates import SkyCoord
     from astropy.io import fits
 
-    if args.size < 1:
-        raise ValueError("--size must be at least 1")
+    _check_arguments(args)
     where = SkyCoord(args.ra * u.deg, args.dec * u.deg)
-    with open_remote(args.uri, **provider_flags(args)) as f:
+    with next(open_targets(args)) as f:
         if _is_tess_cube(f) and args.hdu is None:
             hdulist = tess_cutout(f, where, args.size)
             flux = np.asarray(hdulist[1].data["FLUX"], dtype=np.float64)
@@ -98,19 +149,23 @@ def run(args: argparse.Namespace) -> int:
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels off the CCD
                 quicklook = np.nanmedian(flux, axis=0)
             what = f"median of {flux.shape[0]} frames"
+            rows, columns = flux.shape[1:3]
         else:
-            cut = _image_hdu(f, args.hdu).cutout(where, args.size)
-            header = cut.wcs.to_header(relax=True) if cut.wcs is not None else fits.Header()
+            hdu, cut = _cut_image(f, args, where)
+            header = _kept_header(hdu, f[0], cut.wcs)
             hdulist = fits.HDUList([fits.PrimaryHDU(cut.data, header)])
             quicklook = np.asarray(cut.data, dtype=np.float64)
             what = "image"
+            rows, columns = cut.data.shape
         hdulist.writeto(args.output, overwrite=args.overwrite)
         if args.png:
             title = f"{args.uri.rsplit('/', 1)[-1]}\nRA {args.ra:.5f} Dec {args.dec:.5f} ({what})"
             _write_png(quicklook, args.png, title)
+        spent = f.stats
+        cut_short = "" if (rows, columns) == (args.size, args.size) else ", cut at the edge"
         print(
-            f"wrote {args.output} ({args.size}x{args.size} pixels):"
-            f" {f.stats.requests} requests, {f.stats.bytes} bytes read",
+            f"wrote {args.output} ({columns}x{rows} pixels{cut_short}):"
+            f" {spent.requests:,} requests, {spent.bytes:,} bytes read",
             file=sys.stdout,
         )
     return 0

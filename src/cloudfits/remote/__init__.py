@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .hdulist import RemoteFITS, RemoteHDU, Section
-from .opening import open
+from .opening import getdata, getheader, open
 
-__all__ = ["RemoteFITS", "RemoteHDU", "Section", "open"]
+__all__ = ["RemoteFITS", "RemoteHDU", "Section", "getdata", "getheader", "open"]

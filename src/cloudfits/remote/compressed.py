@@ -91,7 +91,7 @@ class TileCompressedImage:
     Parameters
     ----------
     hdu : RemoteHDU
-        The HDU (its ``raw_header`` is the binary table's header).
+        The HDU (its ``stored_header`` is the binary table's header).
     """
 
     def __init__(self, hdu: RemoteHDU) -> None:
@@ -99,7 +99,7 @@ class TileCompressedImage:
         self._where = f"{hdu.file.uri}: HDU {hdu.number}"
         self._lock = threading.Lock()
         self._descriptor_rows: Any = None
-        raw = hdu.raw_header
+        raw = hdu.stored_header
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
@@ -124,7 +124,7 @@ class TileCompressedImage:
             return self._descriptor_rows
 
     def _read_descriptor_rows(self, options: FetchOptions) -> Any:
-        raw = self._hdu.raw_header
+        raw = self._hdu.stored_header
         rowlen, nrows = int(raw["NAXIS1"]), int(raw["NAXIS2"])
         if nrows != int(np.prod(self.n_tiles)):
             raise FitsFormatError(
@@ -162,7 +162,7 @@ class TileCompressedImage:
     def read(self, key: Any, options: FetchOptions) -> np.ndarray:
         """``data[key]``, as astropy's ``CompImageHDU.section[key]`` gives it."""
         chosen = self.tiles_for(key)
-        raw_dtype = BITPIX2DTYPE[int(self._hdu.raw_header["ZBITPIX"])]
+        raw_dtype = BITPIX2DTYPE[int(self._hdu.stored_header["ZBITPIX"])]
         if int(np.prod(chosen.counts)) == 0:
             empty = np.zeros(chosen.counts, dtype=raw_dtype)
             result: np.ndarray = self._image._scale_data(empty)[chosen.finish]
@@ -195,7 +195,7 @@ class TileCompressedImage:
         boxes: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
         options: FetchOptions,
     ) -> _FetchedHeap:
-        raw = self._hdu.raw_header
+        raw = self._hdu.stored_header
         rows = np.concatenate(
             [
                 np.ravel_multi_index(

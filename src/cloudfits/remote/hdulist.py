@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, overload
 
 import numpy as np
 from astropy.io.fits import Header
@@ -30,7 +30,8 @@ from ..fits.scan import (
 from ..providers.location import ObjectLocation
 from .compressed import TileCompressedImage
 from .info import hdu_summary, print_info
-from .section import Section, split_fetch_options
+from .lookup import has_hdu, hdu_number, no_data_reason
+from .section import Section, iter_chunks, split_fetch_options
 from .sky import cutout, header_wcs
 from .tables import column_definitions, read_table, row_count
 
@@ -40,15 +41,6 @@ if TYPE_CHECKING:
     from ..index.core import FileEntry, FitsIndex
 
 __all__ = ["RemoteFITS", "RemoteHDU", "Section", "open", "split_fetch_options"]
-
-
-#: Bytes of data per read when an HDU is iterated (``for row in hdu``).
-ITER_CHUNK_BYTES = 4 * 1024 * 1024
-
-
-def _plane(shape: tuple[int, ...]) -> int:
-    """Elements of one index along the first axis."""
-    return int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
 
 
 class RemoteHDU:
@@ -69,29 +61,40 @@ class RemoteHDU:
         return f"<RemoteHDU {self.number}{name} ({what}) of {self.file.uri}>"
 
     @cached_property
+    def stored_header(self) -> Header:
+        """The header as indexed, source of layout and scaling; `header` is a copy to edit."""
+        return parse_header(self.layout.header, where=f"{self.file.uri}: HDU {self.number}")
+
+    @cached_property
     def raw_header(self) -> Header:
-        """The header as stored in the file (no request).
+        """The header as stored in the file (no request), a copy of `stored_header`.
 
         The same as `header`, except for a tile-compressed image, where this is the
         header of the binary table that holds the tiles.
         """
-        return parse_header(self.layout.header, where=f"{self.file.uri}: HDU {self.number}")
+        return self.stored_header.copy()
 
     @cached_property
     def header(self) -> Header:
         """The header as an astropy `~astropy.io.fits.Header` (no request).
 
         For a tile-compressed image, the image header as astropy presents it
-        (``CompImageHDU.header``); the table's own is `raw_header`.
+        (``CompImageHDU.header``); the table's own is `raw_header`. Editing it changes
+        no read: layout and scaling follow `stored_header`.
         """
         if self.kind.is_compressed:
-            return self.compressed.header
+            return self.compressed.header.copy()
         return self.raw_header
+
+    @property
+    def _image_header(self) -> Header:
+        """The header the data's layout and scaling follow (never the user's copy)."""
+        return self.compressed.header if self.kind.is_compressed else self.stored_header
 
     @cached_property
     def kind(self) -> HDUKind:
         """What the header says this HDU is (`~cloudfits.fits.geometry.HDUKind`)."""
-        return hdu_kind(self.raw_header)
+        return hdu_kind(self.stored_header)
 
     @cached_property
     def compressed(self) -> TileCompressedImage:
@@ -108,13 +111,14 @@ class RemoteHDU:
         EXTNAME of the table that holds it, as astropy names it.
         """
         default = "PRIMARY" if self.number == 0 else ""
-        name = card_value(self.header, "EXTNAME", card_value(self.raw_header, "EXTNAME", default))
+        outer = card_value(self.stored_header, "EXTNAME", default)
+        name = card_value(self._image_header, "EXTNAME", outer)
         return str(name).strip()
 
     @property
     def ver(self) -> int:
         """EXTVER, or 1 where it is missing or not an integer."""
-        value = card_value(self.header, "EXTVER", 1)
+        value = card_value(self._image_header, "EXTVER", 1)
         return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
     @property
@@ -128,8 +132,8 @@ class RemoteHDU:
         if self.kind.is_compressed:
             return self.compressed.shape
         if self.kind.is_image:
-            return image_shape(self.header)
-        return (row_count(self.kind, self.header),)
+            return image_shape(self.stored_header)
+        return (row_count(self.kind, self.stored_header),)
 
     @cached_property
     def dtype(self) -> np.dtype[Any]:
@@ -137,7 +141,7 @@ class RemoteHDU:
         if self.kind.is_compressed:
             return self.compressed.dtype
         if self.kind.is_image:
-            return image_scaling(self.header).dtype
+            return image_scaling(self.stored_header).dtype
         row_type: np.dtype[Any] = np.dtype(self._column_defs.dtype)
         return row_type
 
@@ -161,7 +165,7 @@ class RemoteHDU:
     def _column_defs(self) -> Any:
         if self.kind.is_image and not self.kind.is_compressed:
             raise TypeError(f"{self!r} is an image; it has no columns")
-        return column_definitions(self.kind, self.raw_header)
+        return column_definitions(self.kind, self.stored_header)
 
     @property
     def columns(self) -> list[str]:
@@ -173,7 +177,7 @@ class RemoteHDU:
         if self._layout_checked:
             return
         where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
-        expected = header_data_size(self.raw_header, where=where)
+        expected = header_data_size(self.stored_header, where=where)
         if expected != self.layout.data_size:
             raise IndexFormatError(
                 f"{where}: the index says {self.layout.data_size} data bytes,"
@@ -194,7 +198,7 @@ class RemoteHDU:
         options = self.file.fetch_options.updated(**tuning)
         if self.kind.is_compressed:
             return self.compressed.read(key, options)
-        scaling = image_scaling(self.header)
+        scaling = image_scaling(self.stored_header)
         plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
         raw = self.file.reader.read_runs(
             self.layout.data_offset, plan.run_offsets, plan.run_nbytes, options
@@ -278,21 +282,13 @@ class RemoteHDU:
         return self.read(rows=key)
 
     def __iter__(self) -> Iterator[Any]:
-        """Table rows (or image planes along the first axis), read a chunk at a time.
+        """Table rows (or image planes along the first axis), a chunk per request."""
+        return iter_chunks(self)
 
-        Without this, Python would iterate through ``__getitem__`` one index at a time:
-        one request per row. Each chunk is about `ITER_CHUNK_BYTES` of data.
-        """
-        if self.kind.is_image:
-            self._require_image("iteration")
-            step = max(1, ITER_CHUNK_BYTES // max(1, self.dtype.itemsize * _plane(self.shape)))
-            for start in range(0, self.shape[0], step):
-                yield from self.read_section(slice(start, start + step))
-            return
-        rows = self.shape[0]
-        step = max(1, ITER_CHUNK_BYTES // max(1, self.dtype.itemsize))
-        for start in range(0, rows, step):
-            yield from self.read(rows=slice(start, min(rows, start + step)))
+    @property
+    def data(self) -> Any:
+        """Not provided: it would read the whole HDU (`section`, `read`, ``getdata``)."""
+        raise AttributeError(no_data_reason(self))
 
     @cached_property
     def wcs(self) -> Any:
@@ -425,18 +421,20 @@ class RemoteFITS:
 
     def index_of(self, key: int | str | tuple[str, int]) -> int:
         """The HDU number for a number, an EXTNAME or an ``(EXTNAME, EXTVER)`` pair."""
-        if isinstance(key, (int, np.integer)):
-            number = int(key)
-            if not -len(self.hdus) <= number < len(self.hdus):
-                raise IndexError(f"{self.uri} has {len(self.hdus)} HDUs; no HDU {number}")
-            return number % len(self.hdus)
-        name, ver = (key, None) if isinstance(key, str) else key
-        for hdu in self.hdus:
-            if hdu.name.upper() == str(name).upper() and (ver is None or hdu.ver == ver):
-                return hdu.number
-        raise KeyError(f"{self.uri} has no HDU named {key!r}")
+        return hdu_number(self, key)
 
-    def __getitem__(self, key: int | str | tuple[str, int]) -> RemoteHDU:
+    def __contains__(self, key: object) -> bool:
+        """``"SCI" in f``, ``("SCI", 2) in f``, ``1 in f``, as for an ``HDUList``."""
+        return has_hdu(self, key)
+
+    @overload
+    def __getitem__(self, key: slice) -> list[RemoteHDU]: ...
+    @overload
+    def __getitem__(self, key: int | str | tuple[str, int]) -> RemoteHDU: ...
+    def __getitem__(self, key: Any) -> RemoteHDU | list[RemoteHDU]:
+        """An HDU by number, EXTNAME or ``(EXTNAME, EXTVER)``; a slice gives a list."""
+        if isinstance(key, slice):
+            return self.hdus[key]
         return self.hdus[self.index_of(key)]
 
     def info(self, output: TextIO | bool | None = None) -> list[tuple[Any, ...]] | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from astropy.io.fits import Header
+
 from ..fetch.pool import shared_pool
 from ..fetch.reader import ObjectReader
 from ..fetch.stats import ReadStats
@@ -12,7 +14,7 @@ from ..fits.scan import DEFAULT_SPECULATIVE_READ, padded, scan_fits
 from ..providers.location import ObjectLocation
 from .hdulist import RemoteFITS, split_fetch_options
 
-__all__ = ["open"]
+__all__ = ["getdata", "getheader", "open"]
 
 
 def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
@@ -67,3 +69,46 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
         stats=stats,
         location=location,
     )
+
+
+def getheader(
+    uri: str | os.PathLike[str], ext: int | str | tuple[str, int] = 0, **options: Any
+) -> Header:
+    """The header of one HDU, as `astropy.io.fits.getheader` gives it (headers only read).
+
+    Parameters
+    ----------
+    uri : str or os.PathLike
+        The FITS object, as for `open`.
+    ext : int, str or (str, int)
+        The HDU: number, EXTNAME or ``(EXTNAME, EXTVER)``.
+    **options
+        As for `open`.
+    """
+    header: Header = open(uri, **options)[ext].header
+    return header
+
+
+def getdata(
+    uri: str | os.PathLike[str], ext: int | str | tuple[str, int] | None = None, **options: Any
+) -> Any:
+    """All the data of one HDU, as `astropy.io.fits.getdata` gives it: this reads it whole.
+
+    Parameters
+    ----------
+    uri : str or os.PathLike
+        The FITS object, as for `open`.
+    ext : int, str or (str, int), optional
+        The HDU; by default the first with data, as astropy chooses.
+    **options
+        As for `open`.
+
+    Returns
+    -------
+    numpy.ndarray or astropy.table.Table
+        An image's array, or a table's rows.
+    """
+    f = open(uri, **options)
+    if ext is None:
+        ext = next((h.number for h in f if h.size > 0), 0)
+    return f[ext].read()

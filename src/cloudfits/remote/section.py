@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,7 +13,10 @@ from ..fetch.spans import FetchOptions
 if TYPE_CHECKING:
     from .hdulist import RemoteHDU
 
-__all__ = ["Section", "split_fetch_options"]
+__all__ = ["ITER_CHUNK_BYTES", "Section", "iter_chunks", "split_fetch_options"]
+
+#: Bytes of data per read when an HDU is iterated (``for row in hdu``).
+ITER_CHUNK_BYTES = 4 * 1024 * 1024
 
 _FETCH_KEYS = ("max_gap", "max_part", "max_concurrency")
 
@@ -58,3 +62,23 @@ class Section(_AstropySection):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"<Section of {self._hdu!r}>"
+
+
+def iter_chunks(hdu: RemoteHDU) -> Iterator[Any]:
+    """Table rows (or image planes along the first axis), read a chunk at a time.
+
+    Without this, Python iterates through ``__getitem__`` one index at a time: one
+    request per row. Each chunk is about `ITER_CHUNK_BYTES` of data.
+    """
+    if hdu.is_image:
+        if not hdu.shape:
+            raise TypeError(f"{hdu!r} has no data to iterate")
+        plane = int(np.prod(hdu.shape[1:], dtype=np.int64)) if hdu.ndim > 1 else 1
+        step = max(1, ITER_CHUNK_BYTES // max(1, hdu.dtype.itemsize * plane))
+        for start in range(0, hdu.shape[0], step):
+            yield from hdu.read_section(slice(start, start + step))
+        return
+    rows = hdu.shape[0]
+    step = max(1, ITER_CHUNK_BYTES // max(1, hdu.dtype.itemsize))
+    for start in range(0, rows, step):
+        yield from hdu.read(rows=slice(start, min(rows, start + step)))

@@ -160,7 +160,7 @@ def read_table(
 
     See `RemoteHDU.read`.
     """
-    kind, header = hdu.kind, hdu.raw_header
+    kind, header = hdu.kind, hdu.stored_header
     nrows = row_count(kind, header)
     rowlen = row_nbytes(kind, header)
     wanted = row_indices(rows, nrows)

@@ -229,6 +229,17 @@ class S3Provider(ProviderEdges):
         return ""
 
     def _classify(self, err: Exception, path: str, what: str) -> CloudFitsError:
+        if isinstance(err, botocore.exceptions.EndpointConnectionError):
+            # botocore has already retried the connection: another round would only
+            # make an unreachable (or mistyped) endpoint take a minute to report.
+            endpoint = err.kwargs.get("endpoint_url") or self.config.endpoint_url or "AWS"
+            return self.error(
+                ErrorKind.OTHER,
+                what,
+                path,
+                f"cannot connect to the endpoint {endpoint}",
+                "check endpoint_url=URL (or AWS_ENDPOINT_URL) and the network",
+            )
         if isinstance(err, (*_TRANSIENT_BOTOCORE, *_TRANSIENT_STREAM)):
             return self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__)
         if isinstance(err, botocore.exceptions.NoCredentialsError):

@@ -168,12 +168,10 @@ def _scaled_files(directory: Path) -> list[Path]:
     return made
 
 
-@pytest.mark.parametrize("chunk_bytes", [1000, 512 * 1024])
-def test_scaled_and_big_endian_images_equal_astropys(
-    s3_server: S3Server, tmp_path: Path, chunk_bytes: int
-) -> None:
+def test_scaled_and_big_endian_images_equal_astropys(s3_server: S3Server, tmp_path: Path) -> None:
+    chunk_bytes = 1000  # several chunks per image, the last one short (default: the corpus)
     paths = _scaled_files(tmp_path)
-    index = _upload(s3_server, f"scaled-{chunk_bytes}", paths)
+    index = _upload(s3_server, "scaled", paths)
     refs = index.to_kerchunk(chunk_bytes=chunk_bytes)
     for path in paths:
         ds = _open(refs, path.name, s3_server.endpoint_url)

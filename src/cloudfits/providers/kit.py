@@ -14,6 +14,7 @@ its SDK makes different: which SDK error means what.
 * `built_once`, `lazy_factory`, `lazy_attributes`: an SDK client built once per
   provider under a lock, and a provider class imported (with its SDK) only when the
   first provider is made;
+* `registers`: the ``cloudfits_register_providers`` hook of a module of providers;
 * `check_anonymous`: the values of the ``anonymous`` option of s3, spaces, gcs, azure;
 * `ClientOptions`: the HTTP client's pool, timeouts and attempts, one place for the
   providers that take them (s3, spaces, https), each with its environment variable.
@@ -27,7 +28,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..errors import (
     AccessDeniedError,
@@ -38,7 +39,11 @@ from ..errors import (
     StaleIndexError,
     TransientProviderError,
 )
-from .base import ObjectInfo
+from .base import ObjectInfo, ProviderSpec
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .registry import ProviderRegistry
 
 __all__ = [
     "INDEX_CONTENT_TYPES",
@@ -57,6 +62,7 @@ __all__ = [
     "lazy_factory",
     "read_body_into",
     "reading",
+    "registers",
     "sorted_listing",
     "split_bucket_key",
 ]
@@ -361,3 +367,20 @@ class ClientOptions:
     max_attempts: int = field(
         default_factory=_from_environment("CLOUDFITS_REQUEST_ATTEMPTS", 5, int)
     )
+
+
+def registers(*specs: ProviderSpec) -> Callable[[ProviderRegistry], None]:
+    """The ``cloudfits_register_providers`` hook implementation that adds ``specs``.
+
+    ``cloudfits_register_providers = kit.registers(ProviderSpec(...))`` in the module
+    the entry point names is the same as writing the ``@cloudfits.hookimpl`` function.
+    """
+
+    def cloudfits_register_providers(registry: ProviderRegistry) -> None:
+        for spec in specs:
+            registry.add(spec)
+
+    names = ", ".join(spec.name for spec in specs)
+    cloudfits_register_providers.__doc__ = f"Register the providers {names}."
+    marked: Callable[[ProviderRegistry], None] = hookimpl(cloudfits_register_providers)
+    return marked

@@ -8,14 +8,9 @@ implementation (and your storage SDK) is imported only when a URI is first used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import cloudfits
 from cloudfits import ProviderSpec
 from cloudfits.providers import kit
-
-if TYPE_CHECKING:
-    from cloudfits.providers.registry import ProviderRegistry
 
 __all__ = ["ExampleConfig", "cloudfits_register_providers"]
 __version__ = "0.1.0"
@@ -38,15 +33,12 @@ class ExampleConfig:
 _make_provider = kit.lazy_factory("cloudfits_example.provider", "ExampleProvider")
 
 
-@cloudfits.hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    """Register the ``example`` provider for ``example://`` URIs."""
-    registry.add(
-        ProviderSpec(
-            name="example",
-            schemes=("example",),
-            config_type=ExampleConfig,
-            factory=_make_provider,
-            description="files below a local directory (the plugin template)",
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="example",
+        schemes=("example",),
+        config_type=ExampleConfig,
+        factory=_make_provider,
+        description="files below a local directory (the plugin template)",
     )
+)

@@ -7,14 +7,10 @@ entry point group. The Azure SDK is imported only when an ``az://`` URI is first
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-import cloudfits
 from cloudfits import ProviderSpec
 from cloudfits.providers import kit
-
-if TYPE_CHECKING:
-    from cloudfits.providers.registry import ProviderRegistry
 
 __all__ = ["AzureConfig", "cloudfits_register_providers"]
 __version__ = "0.1.0"
@@ -73,15 +69,12 @@ class AzureConfig:
 _make_provider = kit.lazy_factory("cloudfits_azure.provider", "AzureProvider")
 
 
-@cloudfits.hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    """Register the ``azure`` provider for ``az://`` URIs."""
-    registry.add(
-        ProviderSpec(
-            name="azure",
-            schemes=("az", "azure"),
-            config_type=AzureConfig,
-            factory=_make_provider,
-            description="Azure Blob storage (azure-storage-blob); key, SAS or anonymous",
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="azure",
+        schemes=("az", "azure"),
+        config_type=AzureConfig,
+        factory=_make_provider,
+        description="Azure Blob storage (azure-storage-blob); key, SAS or anonymous",
     )
+)

@@ -7,14 +7,10 @@ entry point group. The Google SDK is imported only when a ``gs://`` URI is first
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-import cloudfits
 from cloudfits import ProviderSpec
 from cloudfits.providers import kit
-
-if TYPE_CHECKING:
-    from cloudfits.providers.registry import ProviderRegistry
 
 __all__ = ["GCSConfig", "cloudfits_register_providers"]
 __version__ = "0.1.0"
@@ -66,16 +62,13 @@ class GCSConfig:
 _make_provider = kit.lazy_factory("cloudfits_gcs.provider", "GCSProvider")
 
 
-@cloudfits.hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    """Register the ``gcs`` provider for ``gs://`` (and ``gcs://``) URIs."""
-    registry.add(
-        ProviderSpec(
-            name="gcs",
-            schemes=("gs", "gcs"),
-            config_type=GCSConfig,
-            factory=_make_provider,
-            description="Google Cloud Storage (google-cloud-storage); billing_project for"
-            " requester-pays",
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="gcs",
+        schemes=("gs", "gcs"),
+        config_type=GCSConfig,
+        factory=_make_provider,
+        description="Google Cloud Storage (google-cloud-storage); billing_project for"
+        " requester-pays",
     )
+)

@@ -13,12 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import cloudfits
 from cloudfits import ProviderSpec
+from cloudfits.providers import kit
 
 if TYPE_CHECKING:
-    from cloudfits.providers.registry import ProviderRegistry
-
     from .provider import LibcloudProvider
 
 __all__ = ["LibcloudConfig", "cloudfits_register_providers"]
@@ -71,16 +69,13 @@ def _make_provider(config: LibcloudConfig, scheme: str) -> LibcloudProvider:
     return LibcloudProvider(config, scheme[len(SCHEME_PREFIX) :])
 
 
-@cloudfits.hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    """Register the ``libcloud`` provider for every ``libcloud+DRIVER://`` scheme."""
-    registry.add(
-        ProviderSpec(
-            name="libcloud",
-            schemes=(SCHEME_PREFIX,),
-            config_type=LibcloudConfig,
-            factory=_make_provider,
-            description="any Apache Libcloud storage driver: libcloud+s3://,"
-            " libcloud+azure_blobs://, ...",
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="libcloud",
+        schemes=(SCHEME_PREFIX,),
+        config_type=LibcloudConfig,
+        factory=_make_provider,
+        description="any Apache Libcloud storage driver: libcloud+s3://,"
+        " libcloud+azure_blobs://, ...",
     )
+)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import AccessDeniedError
+from .. import kit
 from ..base import ObjectInfo, ProviderSpec
-from ..hookspecs import hookimpl
 from ..kit import ErrorKind, ProviderEdges, check_range, check_start
-from ..registry import ProviderRegistry
 
 __all__ = ["FileConfig", "FileProvider"]
 
@@ -190,16 +189,14 @@ def _rooted_below(base: str, relative: str, options: dict[str, Any]) -> tuple[di
     return {**options, "root": os.path.join(root, base) if root else base}, relative
 
 
-@hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    registry.add(
-        ProviderSpec(
-            name="file",
-            schemes=("file",),
-            config_type=FileConfig,
-            factory=lambda config, scheme: FileProvider(config),
-            description="local files (file:// URIs and plain paths)",
-            below=_rooted_below,
-            source_listing=_local_source,
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="file",
+        schemes=("file",),
+        config_type=FileConfig,
+        factory=lambda config, scheme: FileProvider(config),
+        description="local files (file:// URIs and plain paths)",
+        below=_rooted_below,
+        source_listing=_local_source,
     )
+)

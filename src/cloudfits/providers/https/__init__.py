@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING
 
 from .. import kit
 from ..base import ProviderSpec
-from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ..registry import ProviderRegistry
     from .client import HTTPSProvider
 
 __all__ = ["HTTPSConfig", "HTTPSProvider"]
@@ -47,14 +45,12 @@ _make_provider = kit.lazy_factory(f"{__name__}.client", "HTTPSProvider", with_sc
 __getattr__ = kit.lazy_attributes(__name__, {"HTTPSProvider": ".client"})
 
 
-@hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    registry.add(
-        ProviderSpec(
-            name="https",
-            schemes=("https", "http"),
-            config_type=HTTPSConfig,
-            factory=_make_provider,
-            description="any web server with range requests (read-only)",
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="https",
+        schemes=("https", "http"),
+        config_type=HTTPSConfig,
+        factory=_make_provider,
+        description="any web server with range requests (read-only)",
     )
+)

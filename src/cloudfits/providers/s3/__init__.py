@@ -11,10 +11,8 @@ from typing import TYPE_CHECKING, Literal
 
 from .. import kit
 from ..base import ProviderSpec
-from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ..registry import ProviderRegistry
     from .client import S3Provider
 
 __all__ = ["S3Config", "S3Provider", "check_anonymous", "split_bucket_key"]
@@ -81,14 +79,12 @@ _make_provider = kit.lazy_factory(f"{__name__}.client", "S3Provider")
 __getattr__ = kit.lazy_attributes(__name__, {"S3Provider": ".client"})
 
 
-@hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    registry.add(
-        ProviderSpec(
-            name="s3",
-            schemes=("s3",),
-            config_type=S3Config,
-            factory=_make_provider,
-            description="Amazon S3 and S3-compatible stores (boto3); requester-pays opt-in",
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="s3",
+        schemes=("s3",),
+        config_type=S3Config,
+        factory=_make_provider,
+        description="Amazon S3 and S3-compatible stores (boto3); requester-pays opt-in",
     )
+)

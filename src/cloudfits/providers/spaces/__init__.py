@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import kit
 from ..base import ProviderSpec
-from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from ..registry import ProviderRegistry
     from .client import SpacesProvider
 
 __all__ = ["SpacesConfig", "SpacesProvider"]
@@ -57,15 +55,13 @@ _make_provider = kit.lazy_factory(f"{__name__}.client", "SpacesProvider")
 __getattr__ = kit.lazy_attributes(__name__, {"SpacesProvider": ".client"})
 
 
-@hookimpl
-def cloudfits_register_providers(registry: ProviderRegistry) -> None:
-    registry.add(
-        ProviderSpec(
-            name="spaces",
-            schemes=("spaces",),
-            config_type=SpacesConfig,
-            factory=_make_provider,
-            description="DigitalOcean Spaces (spaces://REGION/bucket/key), S3 protocol",
-            bucket_uri=_bucket_uri,
-        )
+cloudfits_register_providers = kit.registers(
+    ProviderSpec(
+        name="spaces",
+        schemes=("spaces",),
+        config_type=SpacesConfig,
+        factory=_make_provider,
+        description="DigitalOcean Spaces (spaces://REGION/bucket/key), S3 protocol",
+        bucket_uri=_bucket_uri,
     )
+)

@@ -278,3 +278,15 @@ def test_an_unreachable_endpoint_fails_fast_naming_its_url(
     assert main(["info", "s3://b/k.fits", "--endpoint-url", endpoint]) == 1
     assert "--endpoint-url URL" in capsys.readouterr().err
     reset_registry()
+
+
+def test_a_file_cut_inside_its_last_padding_warns_as_astropy_does(tmp_path: Path) -> None:
+    path = tmp_path / "cut.fits"
+    fits.PrimaryHDU(np.arange(100, dtype=np.int16)).writeto(path)  # 200 data bytes
+    with path.open("r+b") as out:
+        out.truncate(2880 + 1000)  # the data whole, its padding cut
+    with pytest.warns(cloudfits.CloudFitsWarning, match="truncated file"):
+        f = cloudfits.open(str(path))
+    assert f[0].section[:5].tolist() == [0, 1, 2, 3, 4]
+    with pytest.warns(cloudfits.CloudFitsWarning, match="truncated file"):
+        cloudfits.build_index(str(path))

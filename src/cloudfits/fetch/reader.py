@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import CloudFitsError, RangeResponseError
+from ..errors import CloudFitsError, CloudFitsWarning, RangeResponseError
 from ..providers.base import Provider, SupportsReadRange, range_into, read_range_of
 from .checks import Known, check_answer
 from .pool import prestart, shared_pool
@@ -82,6 +83,7 @@ class ObjectReader:
         self.known = Known(size, etag)
         self.retry = retry or RetryPolicy.from_environment()
         self._stats = (process_stats, *stats)
+        self._warned_whole = False
 
     @property
     def etag(self) -> str | None:
@@ -215,7 +217,17 @@ class ObjectReader:
     ) -> int:
         """One attempt through a provider that reports its answer, checked (`check_answer`)."""
         answer = provider.read_range(self.path, start, out, etag=self.known.etag, deadline=deadline)
-        self._record(answer.received)
+        self._record(answer.received + answer.skipped)
+        if answer.status == 200 and answer.received and not self._warned_whole:
+            self._warned_whole = True
+            warnings.warn(
+                f"{self.uri}: the server ignores Range requests and sends the object from"
+                f" its start: a read of bytes [{start}, {start + len(out)}) fetched"
+                f" {answer.received + answer.skipped:,} bytes; every read will cost as"
+                " much (serve the file from a server that honours Range)",
+                CloudFitsWarning,
+                stacklevel=3,
+            )
         return check_answer(answer, start, start + len(out), self.known, uri=self.uri)
 
     def read_runs(

@@ -177,6 +177,15 @@ def scan_fits(
         layout = _scan_one(buffer, offset, size, number, where=where, limit=max_header_bytes)
         layouts.append(layout)
         offset = layout.data_offset + padded(layout.data_size)
+    if offset > size:
+        # Every data byte is there, but not the padding after them: astropy warns of
+        # a truncated file, and so do we (the data read the same).
+        warnings.warn(
+            f"{name}: the object ({size} bytes) ends {offset - size} bytes before the end"
+            f" of the padding of HDU {len(layouts) - 1}: truncated file?",
+            CloudFitsWarning,
+            stacklevel=2,
+        )
     return layouts
 
 

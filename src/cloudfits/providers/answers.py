@@ -59,6 +59,9 @@ class RangeAnswer:
         The ``Content-Encoding`` header, where sent (lower case).
     etag : str or None
         The answer's entity tag, without quotes (weak tags keep their ``W/``).
+    skipped : int
+        Body bytes read and dropped before the range (a 200 answer sends the object
+        from its start): they crossed the network, so they are counted.
     """
 
     status: int
@@ -68,6 +71,7 @@ class RangeAnswer:
     content_length: int | None = None
     content_encoding: str | None = None
     etag: str | None = None
+    skipped: int = 0
 
 
 def unquote_etag(value: Any) -> str | None:

@@ -237,6 +237,9 @@ class HTTPSProvider(ProviderEdges):
                 content_length=header_int(h.get("Content-Length")),
                 content_encoding=h.get("Content-Encoding"),
                 etag=unquote_etag(h.get("ETag")),
+                # The bytes before the range, and the one byte past it read to see
+                # whether the body goes on, came over the network too.
+                skipped=start + int(more) if response.status == 200 and got else 0,
             )
         except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
             raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from err

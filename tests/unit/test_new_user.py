@@ -8,6 +8,7 @@ pipe, ``info`` without an argument, ``cloudfits-index --help``, ``RemoteHDU``'s 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -290,3 +291,37 @@ def test_a_file_cut_inside_its_last_padding_warns_as_astropy_does(tmp_path: Path
     assert f[0].section[:5].tolist() == [0, 1, 2, 3, 4]
     with pytest.warns(cloudfits.CloudFitsWarning, match="truncated file"):
         cloudfits.build_index(str(path))
+
+
+@pytest.mark.parametrize("name", ["idx.txt", "idx.parquet.gz", "idx"])
+def test_an_index_name_of_no_format_is_a_usage_error_before_any_read(
+    name: str, one_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = cloudfits.stats.copy()
+    code = main(["index", str(one_file.parent), "--index-uri", str(tmp_path / name)])
+    assert code == 2
+    assert (cloudfits.stats - before).requests == 0
+    assert ".json.gz" in capsys.readouterr().err
+    assert not (tmp_path / name).exists()
+
+
+def test_speculative_read_is_a_flag_of_the_command_line(
+    one_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spent = {}
+    for read in ("2880", "46080"):
+        uri = str(tmp_path / f"s{read}.json")
+        args = ["index", str(one_file.parent), "--index-uri", uri, "--json"]
+        assert main([*args, "--speculative-read", read]) == 0
+        report = json.loads(capsys.readouterr().out)
+        spent[read] = (report["requests"], report["bytes"])
+        assert (
+            cloudfits.load_index(uri).files[0].hdus
+            == cloudfits.build_index(str(one_file)).files[0].hdus
+        )
+    # One block at a time: a request per header; 16 blocks: the 4 headers in one read.
+    assert spent["2880"][0] == 4, spent
+    assert spent["46080"][0] == 1, spent
+    assert main(["index", str(one_file.parent), "--dry-run", "--speculative-read", "0"]) == 2
+    assert main(["index", str(one_file.parent), "--dry-run", "--speculative-read", "5760"]) == 0
+    assert "5,760 bytes per object" in capsys.readouterr().out

@@ -16,10 +16,12 @@ import sys
 import threading
 from typing import Any
 
+from ..errors import IndexFormatError
 from ..fetch.stats import ReadStats
 from ..fits.scan import DEFAULT_SPECULATIVE_READ
 from ..index.build import DEFAULT_INDEX_NAME, IndexSource, build_index, find_fits_objects
 from ..index.core import FitsIndex
+from ..index.formats import format_of_name
 from ..index.scanning import DEFAULT_SCAN_CONCURRENCY
 from ..providers.base import ObjectInfo
 from ..providers.registry import get_registry
@@ -65,6 +67,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="provider for bare bucket names (s3, spaces, gcs, ...); see 'cloudfits providers'",
     )
     add_provider_arguments(parser)
+    parser.add_argument(
+        "--speculative-read",
+        type=int,
+        default=DEFAULT_SPECULATIVE_READ,
+        metavar="BYTES",
+        help="bytes read at once where each object (and each header after data) starts"
+        f" (default {DEFAULT_SPECULATIVE_READ:,}; as build_index's speculative_read):"
+        " more saves round trips on files with many small HDUs, less saves bytes",
+    )
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -119,6 +130,10 @@ def _resolve(args: argparse.Namespace) -> tuple[str, str, dict[str, Any], dict[s
     source_spec = registry.by_scheme(split_uri(source)[0])
     if args.index_uri:
         index_uri = args.index_uri
+        try:
+            format_of_name(index_uri)
+        except IndexFormatError as err:
+            raise UsageError(f"--index-uri {err}") from None
     elif args.index_bucket_name:
         spec = registry.by_name(args.provider or "s3")
         bucket_uri = spec.uri_for_bucket(
@@ -181,11 +196,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    if args.speculative_read < 1:
+        raise UsageError("--speculative-read must be at least 1 byte")
     source, index_uri, source_options, index_options = _resolve(args)
     data_uri = args.data_uri or args.data_bucket_path
     price_gb, price_requests = prices(args)
     if args.dry_run:
-        report = dry_run_report(find_fits_objects(source, **source_options))
+        report = dry_run_report(
+            find_fits_objects(source, **source_options), speculative_read=args.speculative_read
+        )
         cost = None
         if source_options.get("requester_pays"):
             cost = estimated_cost(
@@ -212,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
             found,
             data_uri,
             concurrency=args.concurrency,
+            speculative_read=args.speculative_read,
             stats=stats,
             on_scanned=scanned,
             executor=executor,

@@ -325,3 +325,13 @@ def test_speculative_read_is_a_flag_of_the_command_line(
     assert main(["index", str(one_file.parent), "--dry-run", "--speculative-read", "0"]) == 2
     assert main(["index", str(one_file.parent), "--dry-run", "--speculative-read", "5760"]) == 0
     assert "5,760 bytes per object" in capsys.readouterr().out
+
+
+def test_a_verify_warning_is_printed_once(tmp_path: Path) -> None:
+    header = fits.PrimaryHDU(np.zeros((4, 4), dtype=np.int16)).header.tostring()
+    bad = header.replace("EXTEND  =                    T", "BADCARD = 12 3".ljust(30), 1)
+    path = tmp_path / "bad.fits"
+    path.write_bytes(bad.encode() + bytes(2880))
+    done = _run(["headers", str(path)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Card 'BADCARD' is not FITS standard") == 1, done.stderr

@@ -195,11 +195,24 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _summarize(args, before)
 
 
+def _configure_logging(quiet: bool) -> None:
+    """Warnings (errors only with ``--quiet``) on standard error, each said once."""
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING)
+    # astropy's logger prints its records with its own handler; printed by the root
+    # handler as well, every VerifyWarning would appear twice.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_astropy)
+
+
+def _not_astropy(record: logging.LogRecord) -> bool:
+    return record.name != "astropy" and not record.name.startswith("astropy.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``cloudfits``: parse the command line and run one subcommand."""
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=logging.ERROR if getattr(args, "quiet", False) else logging.WARNING)
+    _configure_logging(getattr(args, "quiet", False))
     return _dispatch(args, args.parser)
 
 
@@ -234,5 +247,5 @@ def index_main(argv: Sequence[str] | None = None) -> int:
         parser = index_parser()
     args = parser.parse_args(argv)
     quiet = getattr(args, "quiet", False)
-    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING)
+    _configure_logging(quiet)
     return _dispatch(args, parser)

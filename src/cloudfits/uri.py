@@ -57,6 +57,18 @@ def make_uri(scheme: str, path: str) -> str:
     return path if scheme == "file" else f"{scheme}://{path}"
 
 
+def as_url(uri: str) -> str:
+    """``uri`` as a URL: a local path becomes an absolute ``file://`` URL.
+
+    >>> as_url("s3://bucket/a.fits")
+    's3://bucket/a.fits'
+    >>> as_url("/data/a.fits")
+    'file:///data/a.fits'
+    """
+    scheme, path = split_uri(uri)
+    return "file://" + os.path.abspath(path) if scheme == "file" else uri
+
+
 def join_uri(base: str, relative: str) -> str:
     """Join a path relative to a base URI (or local directory).
 

@@ -43,14 +43,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..astro.serve.accesslog import LEVEL_VARIABLE, configure_logging
-        from ..astro.serve.app import INDEX_VARIABLE, OPTIONS_VARIABLE, create_app, load_served
+        from ..astro.serve import app as serve_app  # the optional serve extra
     except ImportError as err:
         raise ImportError(f"cloudfits serve needs: pip install 'cloudfits[serve]' ({err})") from err
 
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
-    configure_logging(args.log_level)
+    serve_app.configure_logging(args.log_level)
     flags = provider_flags(args)
     common = {
         "host": args.host,
@@ -60,12 +59,12 @@ def run(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": 10,
     }
     if args.workers == 1:
-        index, data_options = load_served(args.index_uri, flags)
-        uvicorn.run(create_app(index, **data_options), **common)
+        index, data_options = serve_app.load_served(args.index_uri, flags)
+        uvicorn.run(serve_app.create_app(index, **data_options), **common)
         return 0
-    os.environ[INDEX_VARIABLE] = args.index_uri
-    os.environ[OPTIONS_VARIABLE] = json.dumps(flags)
-    os.environ[LEVEL_VARIABLE] = args.log_level
+    os.environ[serve_app.INDEX_VARIABLE] = args.index_uri
+    os.environ[serve_app.OPTIONS_VARIABLE] = json.dumps(flags)
+    os.environ[serve_app.LEVEL_VARIABLE] = args.log_level
     uvicorn.run(
         "cloudfits.astro.serve.app:app_from_environment",
         factory=True,

@@ -21,7 +21,6 @@ Tables and random groups are not exported: see ``docs/zarr.rst``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from itertools import product
 from math import prod
@@ -34,7 +33,7 @@ from ..fits.geometry import HDUKind, hdu_kind, image_scaling, image_shape
 from ..fits.scan import parse_header
 from ..providers.base import store_index
 from ..providers.registry import get_registry
-from ..uri import join_uri, redact_uri, split_uri
+from ..uri import as_url, join_uri, redact_uri, split_uri
 from .entry import FileEntry
 from .refs_tiles import tile_array
 
@@ -55,6 +54,7 @@ DEFAULT_CHUNK_BYTES = 512 * 1024
 larger than a few MB then reads one or two such runs."""
 
 _FSSPEC_PROTOCOLS = {
+    "file": "file",
     "s3": "s3",
     "gs": "gs",
     "gcs": "gs",
@@ -94,12 +94,12 @@ def remote_url(data_uri: str, path: str) -> str:
     ValueError
         When fsspec has no protocol for the index's scheme.
     """
-    scheme, base = split_uri(data_uri)
-    if scheme == "file":
-        return "file://" + os.path.abspath(os.path.join(base, path))
+    scheme = split_uri(data_uri)[0]
     if scheme not in _FSSPEC_PROTOCOLS:
         raise ValueError(f"{redact_uri(data_uri)}: no fsspec protocol reads {scheme}:// objects")
-    return redact_uri(join_uri(f"{_FSSPEC_PROTOCOLS[scheme]}://{base}", path))
+    # A local path becomes an absolute file:// URL; other URIs keep their path.
+    rest = split_uri(as_url(join_uri(data_uri, path)))[1]
+    return redact_uri(f"{_FSSPEC_PROTOCOLS[scheme]}://{rest}")
 
 
 def header_attributes(header: Header) -> dict[str, Any]:

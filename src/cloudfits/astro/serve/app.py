@@ -34,8 +34,10 @@ from .limits import ServeLimits
 
 __all__ = [
     "INDEX_VARIABLE",
+    "LEVEL_VARIABLE",
     "OPTIONS_VARIABLE",
     "app_from_environment",
+    "configure_logging",
     "create_app",
     "load_served",
 ]

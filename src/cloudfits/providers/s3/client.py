@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -10,7 +9,6 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
-import urllib3
 from botocore import UNSIGNED
 
 from ...errors import CloudFitsError
@@ -31,62 +29,21 @@ from ..kit import (
 )
 from . import S3Config, split_bucket_key
 from .presigned import URL_SECONDS, BucketUrls, PresignedReads
+from .wire import (
+    BAD_CREDENTIALS,
+    DENIED,
+    NOT_FOUND,
+    STALE,
+    THROTTLED,
+    TRANSIENT_BOTOCORE,
+    TRANSIENT_STREAM,
+    add_requester_pays,
+    ask_identity,
+    range_request,
+)
 
 __all__ = ["S3Provider"]
 logger = logging.getLogger(__name__)
-_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
-_DENIED = {
-    "AccessDenied",
-    "403",
-    "Forbidden",
-    "AllAccessDisabled",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "AccountProblem",
-}
-_THROTTLED = {
-    "SlowDown",
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "TooManyRequests",
-    "RequestTimeout",
-    "InternalError",
-    "ServiceUnavailable",
-}
-# The store refused the credentials themselves: requester-pays is not the question.
-_BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
-_STALE = {"PreconditionFailed", "412"}
-# Errors of a body read from the socket directly (urllib3, http.client).
-_TRANSIENT_STREAM: tuple[type[Exception], ...] = (
-    urllib3.exceptions.HTTPError,
-    http.client.HTTPException,
-)
-# Failures of the connection or of the body, which may pass on another attempt.
-_TRANSIENT_BOTOCORE = (
-    botocore.exceptions.ConnectionError,
-    botocore.exceptions.HTTPClientError,
-    botocore.exceptions.IncompleteReadError,
-    botocore.exceptions.ResponseStreamingError,
-)
-
-
-def _range_request(path: str, start: int, end: int, etag: str | None) -> dict[str, Any]:
-    """``GetObject`` parameters for bytes ``[start, end)``, pinned to ``etag`` if given."""
-    bucket, key = split_bucket_key(path)
-    request: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
-    if etag is not None:
-        request["IfMatch"] = f'"{etag}"'
-    return request
-
-
-def _add_requester_pays(request: Any, **_: Any) -> None:
-    request.headers["x-amz-request-payer"] = "requester"
-
-
-def _ask_identity(request: Any, **_: Any) -> None:
-    # A coded body is never the object's bytes: ask for none (the engine refuses any).
-    request.headers["Accept-Encoding"] = "identity"
 
 
 class S3Provider(ProviderEdges):
@@ -137,8 +94,8 @@ class S3Provider(ProviderEdges):
             config=botocore.config.Config(**options),
         )
         if c.requester_pays:
-            client.meta.events.register("before-sign.s3", _add_requester_pays)
-        client.meta.events.register("before-sign.s3.GetObject", _ask_identity)
+            client.meta.events.register("before-sign.s3", add_requester_pays)
+        client.meta.events.register("before-sign.s3.GetObject", ask_identity)
         return client
 
     def _signs(self, session: Any) -> bool:
@@ -219,7 +176,7 @@ class S3Provider(ProviderEdges):
                 " if the bucket is requester-pays, configure credentials and pass"
                 " requester_pays=True to accept its charges"
             )
-        if code in _BAD_CREDENTIALS:
+        if code in BAD_CREDENTIALS:
             return (
                 "the store refused the credentials: check AWS_ACCESS_KEY_ID,"
                 " AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the profile"
@@ -240,7 +197,7 @@ class S3Provider(ProviderEdges):
                 f"cannot connect to the endpoint {endpoint}",
                 "check endpoint_url=URL (or AWS_ENDPOINT_URL) and the network",
             )
-        if isinstance(err, (*_TRANSIENT_BOTOCORE, *_TRANSIENT_STREAM)):
+        if isinstance(err, (*TRANSIENT_BOTOCORE, *TRANSIENT_STREAM)):
             return self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__)
         if isinstance(err, botocore.exceptions.NoCredentialsError):
             public = (
@@ -255,13 +212,13 @@ class S3Provider(ProviderEdges):
             code = str(err.response.get("Error", {}).get("Code", ""))
             status = str(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
             kind = kind_of_status(status)
-            if code in _STALE:
+            if code in STALE:
                 kind = ErrorKind.STALE
-            elif code in _THROTTLED:
+            elif code in THROTTLED:
                 kind = ErrorKind.TRANSIENT
-            elif code in _NOT_FOUND:
+            elif code in NOT_FOUND:
                 kind = ErrorKind.NOT_FOUND
-            elif code in _DENIED:
+            elif code in DENIED:
                 kind = ErrorKind.DENIED
             if kind is ErrorKind.STALE:
                 return self.error(kind, what, path)
@@ -296,7 +253,7 @@ class S3Provider(ProviderEdges):
         if end == start:
             return b""
         what = reading(start, end)
-        request = _range_request(path, start, end, etag)
+        request = range_request(path, start, end, etag)
         try:
             response = self.client.get_object(**request)
             body = response["Body"]
@@ -308,7 +265,7 @@ class S3Provider(ProviderEdges):
             if err.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""
             raise self._error(err, path, what) from err
-        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+        except (botocore.exceptions.BotoCoreError, OSError, *TRANSIENT_STREAM) as err:
             raise self._error(err, path, what) from err
         self._check_etag(response, path, etag)
         content_range = response.get("ContentRange")
@@ -337,7 +294,7 @@ class S3Provider(ProviderEdges):
             if got is not None:
                 return got
         what = reading(start, end)
-        request = _range_request(path, start, end, etag)
+        request = range_request(path, start, end, etag)
         try:
             response = self.client.get_object(**request)
             body = response["Body"]
@@ -360,7 +317,7 @@ class S3Provider(ProviderEdges):
             if code == "InvalidRange":
                 return 0
             raise self._error(err, path, what) from err
-        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+        except (botocore.exceptions.BotoCoreError, OSError, *TRANSIENT_STREAM) as err:
             raise self._error(err, path, what) from err
 
     def read_range(
@@ -384,7 +341,7 @@ class S3Provider(ProviderEdges):
             if fast is not None:
                 return fast
         what = reading(start, end)
-        request = _range_request(path, start, end, etag)
+        request = range_request(path, start, end, etag)
         try:
             response = self.client.get_object(**request)
         except botocore.exceptions.ClientError as err:
@@ -393,7 +350,7 @@ class S3Provider(ProviderEdges):
                 found = meta.get("HTTPHeaders", {})
                 return RangeAnswer(416, 0, content_range=found.get("content-range"))
             raise self._error(err, path, what) from err
-        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+        except (botocore.exceptions.BotoCoreError, OSError, *TRANSIENT_STREAM) as err:
             raise self._error(err, path, what) from err
         body = response["Body"]
         status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
@@ -417,7 +374,7 @@ class S3Provider(ProviderEdges):
                 content_encoding=response.get("ContentEncoding"),
                 etag=unquote_etag(response.get("ETag")),
             )
-        except (botocore.exceptions.BotoCoreError, OSError, *_TRANSIENT_STREAM) as err:
+        except (botocore.exceptions.BotoCoreError, OSError, *TRANSIENT_STREAM) as err:
             raise self._error(err, path, what) from err
         finally:
             body.close()

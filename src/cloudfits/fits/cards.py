@@ -14,7 +14,13 @@ from __future__ import annotations
 import re
 from math import prod
 
-__all__ = ["END_CARD", "end_card_index", "first_unprintable", "quick_data_size"]
+__all__ = [
+    "END_CARD",
+    "end_card_index",
+    "first_unprintable",
+    "quick_data_size",
+    "standard_data_size",
+]
 
 CARD = 80
 END_CARD = b"END" + b" " * 77
@@ -23,6 +29,14 @@ _BITPIX = {8, 16, 32, 64, -32, -64}
 _MAX_NAXIS = 999
 _INTEGER = re.compile(rb" *([+-]?[0-9]{1,20}) *(?:/.*)?")
 _SIZE_KEYS = {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS"}
+_STANDARD_FIRST_CARDS = (
+    b"SIMPLE  =                    T",
+    b"XTENSION= 'IMAGE   '",
+    b"XTENSION= 'BINTABLE'",
+    b"XTENSION= 'TABLE   '",
+)
+"""First cards for which astropy sizes the data by the formula of `quick_data_size`
+(a primary, image or table HDU); any other HDU is sized by astropy itself."""
 
 
 def first_unprintable(raw: bytes) -> int | None:
@@ -72,3 +86,12 @@ def quick_data_size(raw: bytes) -> int | None:
     if not lengths:
         return 0
     return abs(bits) // 8 * gcount * (pcount + prod(lengths))
+
+
+def standard_data_size(raw: bytes) -> int | None:
+    """`quick_data_size` of a printable header whose first card makes astropy size it by
+    that formula (``SIMPLE = T``, or an ``IMAGE``, ``BINTABLE`` or ``TABLE`` extension in
+    fixed format); None to ask astropy."""
+    if not raw.startswith(_STANDARD_FIRST_CARDS) or first_unprintable(raw) is not None:
+        return None
+    return quick_data_size(raw)

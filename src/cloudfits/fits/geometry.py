@@ -46,11 +46,19 @@ class HDUKind(str, enum.Enum):
     BINTABLE = "bintable"
     TABLE = "table"
     COMPRESSED_IMAGE = "compressed_image"
+    NONSTANDARD = "nonstandard"
+    """An unknown extension, a primary HDU with ``SIMPLE = F`` or a corrupted one:
+    astropy gives its data as raw bytes, and so does cloudfits (a 1-D uint8 array)."""
 
     @property
     def is_image(self) -> bool:
-        """Images, tile-compressed ones included."""
-        return self in (HDUKind.PRIMARY, HDUKind.IMAGE, HDUKind.COMPRESSED_IMAGE)
+        """Images (tile-compressed ones included) and raw bytes, read with ``section``."""
+        return self in (
+            HDUKind.PRIMARY,
+            HDUKind.IMAGE,
+            HDUKind.COMPRESSED_IMAGE,
+            HDUKind.NONSTANDARD,
+        )
 
     @property
     def is_table(self) -> bool:
@@ -74,22 +82,29 @@ def card_value(header: Header, key: str, default: Any = None) -> Any:
 
 
 def hdu_kind(header: Header) -> HDUKind:
-    """Classify an HDU by its header."""
-    if "SIMPLE" in header:
-        if card_value(header, "GROUPS") is True and card_value(header, "NAXIS1", -1) == 0:
+    """Classify an HDU by its first card, as astropy does.
+
+    ``SIMPLE`` first makes a primary (or random-groups) HDU, ``XTENSION`` first the
+    extension it names; a ``SIMPLE`` card further down (as in Fermi LAT extensions)
+    changes nothing. `cloudfits.astropy_view.hdu_kind_of` gives the same answer from
+    astropy's own classes (this function serves callers that have only a header).
+    """
+    first = header.cards[0].keyword if len(header) else ""
+    if first == "SIMPLE":
+        if card_value(header, "GROUPS") is True:
             return HDUKind.GROUPS
-        return HDUKind.PRIMARY
-    xtension = str(card_value(header, "XTENSION", "")).strip().upper()
-    if xtension in ("IMAGE", "IUEIMAGE"):
+        return HDUKind.PRIMARY if card_value(header, "SIMPLE") else HDUKind.NONSTANDARD
+    if first != "XTENSION":
+        return HDUKind.NONSTANDARD
+    xtension = card_value(header, "XTENSION", "")
+    xtension = xtension.rstrip() if isinstance(xtension, str) else xtension
+    if xtension == "IMAGE":
         return HDUKind.IMAGE
     if xtension in ("BINTABLE", "A3DTABLE"):
-        return (
-            HDUKind.COMPRESSED_IMAGE if card_value(header, "ZIMAGE") is True else HDUKind.BINTABLE
-        )
+        return HDUKind.COMPRESSED_IMAGE if card_value(header, "ZIMAGE") else HDUKind.BINTABLE
     if xtension == "TABLE":
         return HDUKind.TABLE
-    # Unknown conforming extensions still have a well-defined size; read them as images.
-    return HDUKind.IMAGE
+    return HDUKind.NONSTANDARD
 
 
 def int_card(header: Header, key: str, default: int | None = None) -> int:

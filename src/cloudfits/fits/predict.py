@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .cards import CARD, end_card_index, first_unprintable, quick_data_size
+from .cards import CARD, end_card_index, standard_data_size
 from .scan import BLOCK, HDULayout, padded
 
 __all__ = ["header_runs", "predictable", "verify_prediction"]
@@ -43,7 +43,7 @@ def verify_prediction(
 
     Each run must be one whole header: it starts with ``SIMPLE`` (the first) or
     ``XTENSION``, its first END card lies in its last block, its cards are printable,
-    and its size cards (read by `cloudfits.fits.cards.quick_data_size`) put the next
+    and its size cards (read by `cloudfits.fits.cards.standard_data_size`) put the next
     header where the template has it, the last HDU ending at the object's end.
     """
     if len(runs) != len(template) or not predictable(template, size):
@@ -58,7 +58,7 @@ def verify_prediction(
         if not raw.startswith(first) or end < len(raw) - BLOCK or end < 0:
             return None
         cards = raw[: end + CARD]
-        nbytes = quick_data_size(cards) if first_unprintable(cards) is None else None
+        nbytes = standard_data_size(cards)
         if nbytes is None:
             return None
         layouts.append(HDULayout(t.header_offset, t.data_offset, nbytes, cards.decode("ascii")))

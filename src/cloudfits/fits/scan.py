@@ -8,15 +8,19 @@ from the header.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from astropy.io.fits import Header, VerifyError
-from astropy.utils.exceptions import AstropyWarning
+from astropy.io.fits.header import HEADER_END_RE
+from astropy.io.fits.verify import VerifyWarning
+from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 
-from ..errors import CloudFitsWarning, FitsFormatError
-from .cards import end_card_index, first_unprintable, quick_data_size
+from ..errors import FitsFormatError
+from .astropy_view import astropy_hdu, data_nbytes
+from .cards import END_CARD, end_card_index, standard_data_size
 from .geometry import data_size
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
 
 BLOCK = 2880
 CARD = 80
+FITS_SIGNATURE = b"SIMPLE  =                    T"
 DEFAULT_SPECULATIVE_READ = 16 * BLOCK
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024
 
@@ -62,11 +67,6 @@ class HDULayout:
 def padded(size: int) -> int:
     """``size`` rounded up to whole 2880-byte blocks."""
     return -(-size // BLOCK) * BLOCK
-
-
-def _end_card_index(block: bytes) -> int:
-    """Index of the END card (``END`` and 77 blanks) within a 2880-byte block, or -1."""
-    return end_card_index(block)
 
 
 def parse_header(text: str, *, where: str) -> Header:
@@ -133,7 +133,11 @@ def scan_fits(
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     initial: bytes = b"",
 ) -> list[HDULayout]:
-    """Locate every HDU of a FITS object from its headers.
+    """Locate every HDU of a FITS object from its headers, as ``fits.open`` does.
+
+    The rules are astropy's (``HDUList`` reading one HDU after another); where astropy
+    warns and goes on, so does this, with the same warning category and a message
+    naming the object, the HDU and the offset.
 
     Parameters
     ----------
@@ -142,7 +146,7 @@ def scan_fits(
     size : int
         The object's size in bytes.
     name : str
-        The object's name, used in error messages.
+        The object's name, used in messages.
     speculative : int
         Bytes to read at once when a header starts (rounded up to whole blocks).
     max_header_bytes : int
@@ -158,90 +162,195 @@ def scan_fits(
     Raises
     ------
     FitsFormatError
-        When the object is truncated or a header is malformed; the message names the
-        object, the HDU number and the byte offset.
+        Where astropy cannot open the object, or where data that a header announces
+        is missing; the message names the object, the HDU number and the byte offset.
     """
     buffer = _Buffer(read, size, padded(max(speculative, BLOCK)), initial)
+    _check_signature(buffer, size, name=name)
     layouts: list[HDULayout] = []
     offset = 0
-    if size < BLOCK:
-        raise FitsFormatError(
-            f"{name}: HDU 0 at byte 0: the object has {size} bytes, less than one"
-            f" {BLOCK}-byte FITS block"
-        )
     while offset < size:
         number = len(layouts)
         where = f"{name}: HDU {number} at byte {offset}"
-        if number > 0 and _is_trailing_padding(buffer, offset, size, name=name, where=where):
+        try:
+            found = _read_header(buffer, offset, size, where=where, limit=max_header_bytes)
+            if found is None:
+                break
+            text, data_offset = found
+            # A standard header's size cards give astropy's size; astropy itself
+            # sizes the others, so its rules, and its diagnosis, are the ones applied.
+            quick = standard_data_size(text.encode("latin-1"))
+            if quick is None:
+                hdu = astropy_hdu(text, where=where, quiet=True)
+                quick = data_nbytes(hdu, size - data_offset, where=where)
+            nbytes = quick
+        except _NotAnHDU as err:
+            if number == 0:
+                raise FitsFormatError(f"{where}: {err}") from err
+            warnings.warn(
+                f"{where}: {err}; there may be extra bytes after the last HDU, or the"
+                " object is corrupted: the HDUs before this one are read",
+                VerifyWarning,
+                stacklevel=2,
+            )
             break
-        layout = _scan_one(buffer, offset, size, number, where=where, limit=max_header_bytes)
-        layouts.append(layout)
-        offset = layout.data_offset + padded(layout.data_size)
-    if offset > size:
-        # Every data byte is there, but not the padding after them: astropy warns of
-        # a truncated file, and so do we (the data read the same).
-        warnings.warn(
-            f"{name}: the object ({size} bytes) ends {offset - size} bytes before the end"
-            f" of the padding of HDU {len(layouts) - 1}: truncated file?",
-            CloudFitsWarning,
-            stacklevel=2,
-        )
+        except FitsFormatError as err:
+            cause = err.__cause__
+            if number == 0 or not isinstance(cause, (ValueError, VerifyError)):
+                raise
+            warnings.warn(
+                f"{where}: {cause}; the HDUs before this one are read", VerifyWarning, stacklevel=2
+            )
+            break
+        end = data_offset + nbytes
+        if end > size:
+            raise FitsFormatError(
+                f"{where}: data [{data_offset}, {end}) runs past the end of the object"
+                f" ({size} bytes): truncated file?"
+            )
+        if data_offset + padded(nbytes) > size:
+            warnings.warn(
+                f"{name}: File may have been truncated: actual file length ({size}) is"
+                f" smaller than the expected size ({data_offset + padded(nbytes)}); HDU"
+                f" {number} lacks {data_offset + padded(nbytes) - size} bytes of padding",
+                AstropyUserWarning,
+                stacklevel=2,
+            )
+        layouts.append(HDULayout(offset, data_offset, nbytes, text))
+        offset = data_offset + padded(nbytes)
     return layouts
 
 
-def _is_trailing_padding(buffer: _Buffer, offset: int, size: int, *, name: str, where: str) -> bool:
-    """True where the bytes after the last HDU are not another extension."""
-    head = buffer.get(offset, min(offset + BLOCK, size), where=where)
-    if head.startswith(b"XTENSION=") or b"XTENSION=".startswith(head):
-        return False  # an extension, perhaps truncated: scan it (and report truncation)
-    if head.strip(b"\0") and head.strip(b" "):
+class _NotAnHDU(Exception):
+    """What astropy takes as the end of the HDUs (a ValueError while reading a header)."""
+
+
+def _check_signature(buffer: _Buffer, size: int, *, name: str) -> None:
+    """astropy's test of the first card (``HDUList._readfrom``)."""
+    where = f"{name}: HDU 0 at byte 0"
+    if size == 0:
+        raise FitsFormatError(f"{where}: the object is empty")
+    first = buffer.get(0, min(CARD, size), where=where)
+    if first[:29] == FITS_SIGNATURE[:29] and first[29:30] in (b"T", b"F"):
+        return
+    if re.match(rb"SIMPLE\s*=\s*[T|F]", first):
         warnings.warn(
-            f"{name}: {size - offset} bytes at byte {offset} after the last HDU are not an"
-            " extension and are ignored",
-            CloudFitsWarning,
-            stacklevel=4,
+            f"{where}: Found a SIMPLE card but its format doesn't respect the FITS Standard",
+            VerifyWarning,
+            stacklevel=3,
         )
-    return True
+        return
+    raise FitsFormatError(
+        f"{where}: no SIMPLE card found, this object does not appear to be a FITS file"
+        f" (it starts with {first[:20]!r})"
+    )
 
 
-def _scan_one(
-    buffer: _Buffer, offset: int, size: int, number: int, *, where: str, limit: int
-) -> HDULayout:
-    first = b"SIMPLE  =" if number == 0 else b"XTENSION="
-    block_start = offset
-    while True:
-        if block_start + BLOCK > size:
-            raise FitsFormatError(
-                f"{where}: header has no END card before the end of the object ({size} bytes)"
-            )
-        if block_start - offset >= limit:
+def _find_end(block: bytes, *, where: str) -> tuple[int, bytes]:
+    """astropy's search for END in one block (``Header._find_end_card``), with its warnings.
+
+    Returns the END card's offset in the block (-1 if none) and the block with an
+    invalid END card replaced by a valid one.
+    """
+    for match in HEADER_END_RE.finditer(block):
+        at = match.start()
+        if at % CARD:
+            continue
+        if match.group("invalid"):
+            trailing = block[at + 3 : at + CARD - 3].rstrip()
+            if trailing:
+                message = (
+                    f"Unexpected bytes trailing END keyword: {repr(trailing).lstrip('b')};"
+                    " these bytes will be replaced with spaces on write."
+                )
+            else:
+                message = (
+                    "Missing padding to end of the FITS block after the END keyword;"
+                    " additional spaces will be appended to the file upon writing to pad"
+                    f" out to {BLOCK} bytes."
+                )
+            warnings.warn(f"{where}: {message}", AstropyUserWarning, stacklevel=5)
+            block = block[:at] + END_CARD + block[at + CARD :]
+        return at, block
+    return -1, block
+
+
+def _strict_header(buffer: _Buffer, offset: int, size: int, *, where: str, limit: int) -> bytes:
+    """The header blocks up to an exact END card, as astropy's fast parser reads them
+    (``_utils.parse_header``); empty where that parser gives up (a short block, a
+    non-ASCII byte, no END before the end of the object) and astropy reads again."""
+    blocks: list[bytes] = []
+    start = offset
+    while start + BLOCK <= size:
+        if start - offset >= limit:
             raise FitsFormatError(f"{where}: header longer than {limit} bytes without END")
-        block = buffer.get(block_start, block_start + BLOCK, where=where)
-        if block_start == offset and not block.startswith(first):
-            raise FitsFormatError(
-                f"{where}: expected the header to start with {first.decode()!r},"
-                f" found {block[:20]!r}"
+        block = buffer.get(start, start + BLOCK, where=where)
+        if not block.isascii():
+            return b""
+        blocks.append(block)
+        start += BLOCK
+        if end_card_index(block) >= 0:
+            return b"".join(blocks)
+    return b""
+
+
+def _read_header(
+    buffer: _Buffer, offset: int, size: int, *, where: str, limit: int
+) -> tuple[str, int] | None:
+    """The header text at ``offset`` (cards up to END) and where its data starts.
+
+    None where astropy stops without complaint: nothing left, or only zero bytes
+    (with astropy's warning). `_NotAnHDU` where astropy stops with a warning.
+    """
+    raw = _strict_header(buffer, offset, size, where=where, limit=limit)
+    if raw:
+        blocks = [raw]
+        end = end_card_index(raw)
+        is_eof = False
+    else:
+        blocks, end = _lenient_header(buffer, offset, size, where=where, limit=limit)
+        raw = b"".join(blocks)
+        is_eof = end < 0
+        end = end if end < 0 else len(raw) - len(blocks[-1]) + end
+    if raw.endswith(b"\0"):
+        if is_eof and not raw.strip(b"\0"):
+            warnings.warn(
+                f"{where}: Unexpected extra padding at the end of the file ({len(raw)} zero"
+                " bytes). This padding may not be preserved when saving changes.",
+                AstropyUserWarning,
+                stacklevel=3,
             )
-        end = _end_card_index(block)
+            return None
+        warnings.warn(
+            f"{where}: Header block contains null bytes instead of spaces for padding, and"
+            " is not FITS-compliant. Nulls may be replaced with spaces upon writing.",
+            AstropyUserWarning,
+            stacklevel=3,
+        )
+    if len(raw) % BLOCK:
+        raise _NotAnHDU(f"Header size is not multiple of {BLOCK}: {len(raw)}")
+    if end < 0:
+        raise FitsFormatError(
+            f"{where}: header has no END card before the end of the object ({size} bytes)"
+        )
+    return raw[: end + CARD].decode("latin-1"), offset + len(raw)
+
+
+def _lenient_header(
+    buffer: _Buffer, offset: int, size: int, *, where: str, limit: int
+) -> tuple[list[bytes], int]:
+    """The blocks astropy's full parser reads (``Header._from_blocks``), the last one
+    possibly short, and the END card's offset in the last block (-1: none)."""
+    blocks: list[bytes] = []
+    start = offset
+    end = -1
+    while start < size:
+        if start - offset >= limit:
+            raise FitsFormatError(f"{where}: header longer than {limit} bytes without END")
+        block = buffer.get(start, min(start + BLOCK, size), where=where)
+        end, block = _find_end(block, where=where)
+        blocks.append(block)
+        start += len(block)
         if end >= 0:
             break
-        block_start += BLOCK
-    raw = buffer.get(offset, block_start + end + CARD, where=where)
-    bad = first_unprintable(raw)
-    if bad is not None:
-        raise FitsFormatError(
-            f"{where}: header byte {offset + bad} is not printable ASCII ({raw[bad]:#04x})"
-        )
-    text = raw.decode("ascii")
-    # The mandatory cards give the size; astropy parses the header only when they
-    # are unusual, so that its diagnosis is the one reported.
-    nbytes = quick_data_size(raw)
-    if nbytes is None:
-        nbytes = header_data_size(parse_header(text, where=where), where=where)
-    data_offset = block_start + BLOCK
-    if data_offset + nbytes > size:
-        raise FitsFormatError(
-            f"{where}: data [{data_offset}, {data_offset + nbytes}) runs past the end of"
-            f" the object ({size} bytes): truncated file?"
-        )
-    return HDULayout(offset, data_offset, nbytes, text)
+    return blocks, end

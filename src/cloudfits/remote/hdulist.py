@@ -13,10 +13,11 @@ from ..errors import IndexFormatError
 from ..fetch.reader import ObjectReader
 from ..fetch.spans import FetchOptions
 from ..fetch.stats import ReadStats
+from ..fits.astropy_view import astropy_hdu, data_nbytes, hdu_kind_of, presented_header
 from ..fits.geometry import (
     HDUKind,
+    ImageScaling,
     card_value,
-    hdu_kind,
     image_scaling,
     image_shape,
     scale_image,
@@ -24,7 +25,6 @@ from ..fits.geometry import (
 from ..fits.planner import plan_section
 from ..fits.scan import (
     HDULayout,
-    header_data_size,
     parse_header,
 )
 from ..providers.location import ObjectLocation
@@ -75,16 +75,25 @@ class RemoteHDU:
         return self.stored_header.copy()
 
     @cached_property
-    def header(self) -> Header:
-        """The header as an astropy `~astropy.io.fits.Header` (no request).
+    def _astropy(self) -> Any:
+        """The HDU astropy makes of this header (its data not read)."""
+        where = f"{self.file.uri}: HDU {self.number}"
+        return astropy_hdu(self.layout.header, where=where)
 
-        For a tile-compressed image, the image header as astropy presents it
-        (``CompImageHDU.header``); the table's own is `raw_header`. Editing it changes
-        no read: layout and scaling follow `stored_header`.
+    @cached_property
+    def header(self) -> Header:
+        """The header as astropy presents it, an `~astropy.io.fits.Header` (no request).
+
+        That is ``fits.open(...)[n].header``: the cards of the file, with the changes
+        astropy makes on opening (``EXTEND = T`` in a primary header followed by
+        extensions; ``NAXIS1 = 0`` for random groups). For a tile-compressed image,
+        the image header astropy presents (``CompImageHDU.header``); the cards as
+        stored are `raw_header`. Editing it changes no read: layout and scaling follow
+        `stored_header`.
         """
         if self.kind.is_compressed:
             return self.compressed.header.copy()
-        return self.raw_header
+        return presented_header(self._astropy, self.number, len(self.file)).copy()
 
     @property
     def _image_header(self) -> Header:
@@ -93,8 +102,14 @@ class RemoteHDU:
 
     @cached_property
     def kind(self) -> HDUKind:
-        """What the header says this HDU is (`~cloudfits.fits.geometry.HDUKind`)."""
-        return hdu_kind(self.stored_header)
+        """The kind of HDU astropy makes of it (`~cloudfits.fits.geometry.HDUKind`)."""
+        return hdu_kind_of(self._astropy)
+
+    def _scaling(self) -> ImageScaling:
+        if self.kind is HDUKind.NONSTANDARD:
+            raw = np.dtype("u1")
+            return ImageScaling(raw, raw, 1, 0, None, False)
+        return image_scaling(self.stored_header)
 
     @cached_property
     def compressed(self) -> TileCompressedImage:
@@ -131,6 +146,8 @@ class RemoteHDU:
         """Numpy shape: the image's, or ``(rows,)`` for tables and random groups."""
         if self.kind.is_compressed:
             return self.compressed.shape
+        if self.kind is HDUKind.NONSTANDARD:
+            return (self.layout.data_size,) if self.layout.data_size else ()
         if self.kind.is_image:
             return image_shape(self.stored_header)
         return (row_count(self.kind, self.stored_header),)
@@ -141,7 +158,7 @@ class RemoteHDU:
         if self.kind.is_compressed:
             return self.compressed.dtype
         if self.kind.is_image:
-            return image_scaling(self.stored_header).dtype
+            return self._scaling().dtype
         row_type: np.dtype[Any] = np.dtype(self._column_defs.dtype)
         return row_type
 
@@ -177,7 +194,7 @@ class RemoteHDU:
         if self._layout_checked:
             return
         where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
-        expected = header_data_size(self.stored_header, where=where)
+        expected = data_nbytes(self._astropy, self.file.size - self.layout.data_offset, where=where)
         if expected != self.layout.data_size:
             raise IndexFormatError(
                 f"{where}: the index says {self.layout.data_size} data bytes,"
@@ -198,7 +215,7 @@ class RemoteHDU:
         options = self.file.fetch_options.updated(**tuning)
         if self.kind.is_compressed:
             return self.compressed.read(key, options)
-        scaling = image_scaling(self.stored_header)
+        scaling = self._scaling()
         plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
         raw = self.file.reader.read_runs(
             self.layout.data_offset, plan.run_offsets, plan.run_nbytes, options

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..fits.geometry import HDUKind, axis_lengths, card_value, image_scaling
+from ..fits.geometry import HDUKind, axis_lengths, card_value
 
 if TYPE_CHECKING:
     from .hdulist import RemoteFITS, RemoteHDU
@@ -40,7 +40,7 @@ def hdu_summary(hdu: RemoteHDU) -> tuple[int, str, Any, str, int, Any, str, str]
         fmt = "[" + ", ".join(forms) + "]"
     else:
         naxes = axis_lengths(header)  # FitsFormatError for a hostile header
-        scaling = image_scaling(header)
+        scaling = hdu._scaling()
         fmt = scaling.raw_dtype.name if naxes and all(naxes) else ""
         if hdu.kind is HDUKind.GROUPS:
             naxes = naxes[1:]
@@ -56,7 +56,7 @@ def hdu_summary(hdu: RemoteHDU) -> tuple[int, str, Any, str, int, Any, str, str]
         hdu.number,
         hdu.name,
         card_value(header, "EXTVER", 1),  # as astropy shows it, even when not an integer
-        _TYPE_NAMES[hdu.kind],
+        _TYPE_NAMES.get(hdu.kind) or type(hdu._astropy).__name__,
         len(header),
         dims,
         fmt,

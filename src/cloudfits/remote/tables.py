@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
+from astropy.io.fits.verify import VerifyWarning
+from astropy.table import MaskedColumn, Table
 from astropy.utils.exceptions import AstropyWarning
 
 from ..errors import CloudFitsWarning, FitsFormatError
@@ -54,6 +55,9 @@ _HDU_CLASSES: dict[HDUKind, type[Any]] = {
     HDUKind.GROUPS: fits.GroupsHDU,
 }
 _HEAP_KINDS = (HDUKind.BINTABLE, HDUKind.COMPRESSED_IMAGE)
+_OPEN_OPTIONS: dict[str, Any] = {"uint": True, "character_as_bytes": True}
+"""What ``Table.read(path)`` opens a file with, so text columns are bytes (dtype ``S``)
+as there, and its empty-string masks (``mask_invalid``) apply."""
 
 
 def row_count(kind: HDUKind, header: fits.Header) -> int:
@@ -80,7 +84,7 @@ def header_only_hdu(kind: HDUKind, header: fits.Header) -> Any:
     """An astropy HDU made from the header alone (for column definitions)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
-        return _HDU_CLASSES[kind].fromstring(header.tostring().encode("ascii"), uint=True)
+        return _HDU_CLASSES[kind].fromstring(header.tostring().encode("latin-1"), **_OPEN_OPTIONS)
 
 
 def column_definitions(kind: HDUKind, header: fits.Header) -> Any:
@@ -223,13 +227,14 @@ def _narrowed(
 
 
 def _decode(kind: HDUKind, header_text: str, data: bytes, hdu: RemoteHDU) -> Table:
-    head = header_text.encode("ascii")
+    head = header_text.encode("latin-1")
     head += b" " * (padded(len(head)) - len(head))
     blob = head + data + b"\0" * (padded(len(data)) - len(data))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyWarning)
-        table_hdu = _HDU_CLASSES[kind].fromstring(blob, uint=True)  # as fits.open does
-        return _as_table(table_hdu, hdu)
+        # The header's own complaints came when it was parsed; Table.read's (units) pass.
+        warnings.simplefilter("ignore", VerifyWarning)
+        table_hdu = _HDU_CLASSES[kind].fromstring(blob, **_OPEN_OPTIONS)
+    return _as_table(table_hdu, hdu)
 
 
 def _finish(
@@ -257,15 +262,43 @@ def _as_table(table_hdu: Any, hdu: RemoteHDU) -> Table:
     try:
         return Table.read(table_hdu)
     except (TypeError, ValueError) as err:
-        # Some legal tables defeat astropy's Table reader (a string TNULL on a float
-        # column, for one); its FITS_rec still decodes them.
+        # astropy's Table reader fails on a string TNULL of a numeric column (every
+        # ASCII table column with TNULL, for one); its FITS_rec still decodes them.
+        # Read it without those TNULLs: units, formats and metadata as Table.read.
+        unusable = [
+            f"TNULL{i}"
+            for i, column in enumerate(table_hdu.columns, 1)
+            if isinstance(column.null, str) and column.dtype.kind not in "SU"
+        ]
         warnings.warn(
-            f"{hdu.file.uri}: HDU {hdu.number}: astropy's Table reader failed ({err});"
-            " returning the columns without masks",
+            f"{hdu.file.uri}: HDU {hdu.number}: astropy's Table reader fails on this table"
+            f" ({err}); the cells holding {', '.join(unusable) or 'no TNULL'} are masked",
             CloudFitsWarning,
             stacklevel=4,
         )
-        return Table(table_hdu.data)
+        return read_with_text_nulls(table_hdu)
+
+
+def read_with_text_nulls(table_hdu: Any) -> Table:
+    """``Table.read`` of a table whose numeric columns have a text TNULL.
+
+    The values are those astropy decodes (the TNULL text gives NaN, or 0 for an
+    integer column); ``Table.read`` then runs with those TNULLs cleared, so units,
+    formats, metadata and its masks (NaN, empty text) are its own, and the cells
+    holding a TNULL text are masked as well.
+    """
+    data = table_hdu.data
+    nulls: dict[str, Any] = {}
+    for i, column in enumerate(table_hdu.columns):
+        if isinstance(column.null, str) and data.field(i).dtype.kind not in "SU":
+            raw = np.char.strip(data.base.field(i))
+            if (raw == column.null.strip().encode("latin-1")).any():
+                nulls[column.name] = raw == column.null.strip().encode("latin-1")
+            column.null = None  # the decoded values stay: astropy caches them
+    table = Table.read(table_hdu)
+    for name, mask in nulls.items():
+        table[name] = MaskedColumn(table[name], mask=np.ma.getmaskarray(table[name]) | mask)
+    return table
 
 
 def _column_names(available: list[str], columns: Any) -> list[str]:

@@ -10,18 +10,20 @@ import io
 import math
 import re
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
-from astropy.utils.exceptions import AstropyWarning
+from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloudfits import CloudFitsWarning, FitsFormatError
+from cloudfits import FitsFormatError
 from cloudfits.fits.scan import BLOCK, DEFAULT_SPECULATIVE_READ, HDULayout, padded, scan_fits
 
 from ..conftest import CORPUS, CORPUS_DIR
@@ -102,6 +104,94 @@ def assert_names_hdu(err: FitsFormatError, name: str, number: int, offset: int) 
     assert name in message, message
     assert f"HDU {number}" in message, message
     assert has_offset(message, offset), message
+
+
+# -- the oracle: what fits.open makes of the same bytes --------------------------------
+
+# astropy's warnings about the layout (not about single cards), and the phrase that
+# says which rule a warning is about: cloudfits gives the same category for each.
+LAYOUT_WARNINGS = (
+    "Error validating header",  # cloudfits says the reason: "Header size is not multiple"
+    "Header size is not multiple",
+    "File may have been truncated",
+    "Unexpected extra padding",
+    "null bytes instead of spaces",
+    "SIMPLE card but its format",
+    "Unexpected bytes trailing END",
+    "Missing padding to end of the FITS block",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reader makes of an object: its HDUs, or a refusal, and its layout warnings."""
+
+    hdus: tuple[tuple[int, int, int], ...] | None
+    """(header offset, data offset, data size) of each HDU; None: the object is refused."""
+    warned: frozenset[type[Warning]]
+    error: BaseException | None = None
+
+
+def _layout_warnings(record: list[warnings.WarningMessage]) -> frozenset[type[Warning]]:
+    return frozenset(
+        w.category for w in record if any(p in str(w.message) for p in LAYOUT_WARNINGS)
+    )
+
+
+def astropy_outcome(data: bytes) -> Outcome:
+    """What ``fits.open`` does with ``data``, with cloudfits' two documented refusals:
+    data that a header announces but the object lacks (astropy opens the file and
+    fails on reading that data), and a negative data size (astropy then reads the
+    next header inside this HDU's data)."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            with fits.open(io.BytesIO(data), disable_image_compression=True) as hdul:
+                hdul.readall()
+                hdus = tuple((h._header_offset, h._data_offset, h.size) for h in hdul)
+        except Exception as err:  # astropy refuses with OSError, KeyError, TypeError, ...
+            return Outcome(None, _layout_warnings(record), err)
+    if any(size < 0 or start + size > len(data) for _, start, size in hdus):
+        return Outcome(None, frozenset())
+    return Outcome(hdus, _layout_warnings(record))
+
+
+def cloudfits_outcome(data: bytes, name: str = "mem.fits") -> Outcome:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            layouts = scan_bytes(data, name)
+        except FitsFormatError as err:
+            return Outcome(None, _layout_warnings(record), err)
+    hdus = tuple((x.header_offset, x.data_offset, x.data_size) for x in layouts)
+    for w in record:
+        if any(p in str(w.message) for p in LAYOUT_WARNINGS):
+            assert str(w.message).startswith(f"{name}: "), w.message  # names the object
+    return Outcome(hdus, _layout_warnings(record))
+
+
+def assert_scans_as_astropy(data: bytes, name: str = "mem.fits") -> Outcome:
+    """cloudfits finds the HDUs astropy finds, refuses what astropy refuses, and gives
+    astropy's category for each layout warning astropy gives."""
+    expected = astropy_outcome(data)
+    got = cloudfits_outcome(data, name)
+    assert got.hdus == expected.hdus, (got, expected)
+    if expected.hdus is not None:
+        assert got.warned == expected.warned, (got, expected)
+    else:
+        assert isinstance(got.error, FitsFormatError)
+        assert name in str(got.error)
+    return got
+
+
+def test_the_oracle_sees_differences() -> None:
+    """The comparison fails where cloudfits and astropy part (and not otherwise)."""
+    data = _small_file()
+    assert astropy_outcome(data) == cloudfits_outcome(data)
+    assert astropy_outcome(data).hdus != cloudfits_outcome(data + data).hdus
+    assert astropy_outcome(data + b"x" * 10).warned == frozenset({VerifyWarning})
+    assert astropy_outcome(data).warned == frozenset()
+    assert astropy_outcome(data[:100]).hdus is None
 
 
 # -- the astropy corpus ----------------------------------------------------------------
@@ -359,69 +449,70 @@ def test_truncated_inside_first_block_names_hdu() -> None:
     assert_names_hdu(info.value, "first.fits", 0, 0)
 
 
-# The first bytes of an extension header: see test_cut_in_first_bytes_of_extension_header.
-XTENSION_PREFIX = len(b"XTENSION=") - 1
-
-
 @st.composite
-def _header_or_data_cuts(draw: st.DrawFn) -> int:
-    """A cut strictly inside the header (with its padding) or the data bytes of one HDU,
-    or exactly after the last data byte."""
+def _cuts(draw: st.DrawFn) -> int:
+    """A cut inside the header (with its padding) or the data of one HDU, or exactly
+    after the last data byte."""
     layouts = _varied_layouts()
-    number = draw(st.integers(0, len(layouts) - 1))
-    target = layouts[number]
-    first = target.header_offset + 1 + (XTENSION_PREFIX if number else 0)
+    target = layouts[draw(st.integers(0, len(layouts) - 1))]
     last = layouts[-1]
     return draw(
         st.one_of(
-            st.integers(first, target.data_offset + target.data_size - 1),
+            st.integers(target.header_offset + 1, target.data_offset + target.data_size - 1),
             st.just(last.data_offset + last.data_size),
         )
     )
 
 
 @settings(max_examples=150, deadline=None)
-@given(cut=_header_or_data_cuts())
+@given(cut=_cuts())
 def test_truncation_property(cut: int) -> None:
+    """Wherever an object is cut, cloudfits does what astropy does, and says where."""
     full = _varied_hdul_bytes()
     layouts = _varied_layouts()
-    last = layouts[-1]
-    if cut >= last.data_offset + last.data_size:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert scan_bytes(full[:cut], "prop.fits") == layouts
-        return
-    with pytest.raises(FitsFormatError) as info:
-        scan_bytes(full[:cut], "prop.fits")
-    assert "prop.fits" in str(info.value)
-    if cut >= BLOCK:
-        number = max(i for i, x in enumerate(layouts) if x.header_offset < cut)
-        assert_names_hdu(info.value, "prop.fits", number, layouts[number].header_offset)
+    got = assert_scans_as_astropy(full[:cut], "prop.fits")
+    number = max(i for i, x in enumerate(layouts) if x.header_offset < cut)
+    target = layouts[number]
+    if got.hdus is None:  # a cut header of HDU 0, or missing data
+        error = cast(FitsFormatError, got.error)
+        assert_names_hdu(error, "prop.fits", number, target.header_offset)
+    elif cut < target.data_offset:  # a cut header after HDU 0: the HDUs before it
+        assert got.hdus == tuple(_triples(layouts[:number]))
+        assert VerifyWarning in got.warned  # with AstropyUserWarning when END is there
+    else:  # only padding is missing
+        assert got.hdus == tuple(_triples(layouts))
+        assert got.warned == ({AstropyUserWarning} if cut % BLOCK else set())
+
+
+def _triples(layouts: list[HDULayout]) -> list[tuple[int, int, int]]:
+    return [(x.header_offset, x.data_offset, x.data_size) for x in layouts]
 
 
 def test_cut_in_first_bytes_of_extension_header() -> None:
+    """Even ``XTENSION=`` cut short is, for astropy, extra bytes after the last HDU."""
     full = _varied_hdul_bytes()
     layouts = _varied_layouts()
     for number in range(1, len(layouts)):
-        for extra in range(1, XTENSION_PREFIX + 1):
-            cut = layouts[number].header_offset + extra
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", CloudFitsWarning)
-                with pytest.raises(FitsFormatError):
-                    scan_bytes(full[:cut], "prop.fits")
+        offset = layouts[number].header_offset
+        for extra in range(1, len(b"XTENSION=") + 1):
+            with pytest.warns(VerifyWarning, match="not multiple of 2880") as record:
+                got = scan_bytes(full[: offset + extra], "cut.fits")
+            assert got == layouts[:number]
+            assert str(record[0].message).startswith(f"cut.fits: HDU {number} at byte {offset}:")
+            assert_scans_as_astropy(full[: offset + extra])
 
 
 @pytest.mark.parametrize("removed", [1, 2, 1000, "all"])
-def test_short_last_block_is_fine(removed: int | str) -> None:
+def test_short_last_block_warns_as_astropy(removed: int | str) -> None:
     full = _varied_hdul_bytes()
     layouts = _varied_layouts()
     last = layouts[-1]
     padding = len(full) - (last.data_offset + last.data_size)
     assert padding > 1000
     cut = len(full) - (padding if removed == "all" else int(removed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with pytest.warns(AstropyUserWarning, match=r"mem\.fits: File may have been truncated.*HDU 4"):
         assert scan_bytes(full[:cut]) == layouts
+    assert assert_scans_as_astropy(full[:cut]).warned == {AstropyUserWarning}
 
 
 def test_cut_at_hdu_boundary_gives_the_hdus_before() -> None:
@@ -478,21 +569,28 @@ def _scan_error(data: bytes, name: str = "bad.fits", **kwargs: int) -> FitsForma
 @pytest.mark.parametrize(
     ("keyword", "value", "words"),
     [
-        ("NAXIS", "-1", "NAXIS"),
-        ("NAXIS1", "-5", "NAXIS1"),
-        ("BITPIX", "7", "BITPIX"),
-        ("BITPIX", "12", "BITPIX"),
-        ("NAXIS", "1000", "NAXIS"),
-        ("NAXIS", "2.5", "NAXIS"),
-        ("BITPIX", "T", "BITPIX"),
-        ("NAXIS2", "'two'", "NAXIS2"),
+        ("NAXIS", "-1", None),  # astropy reads a primary HDU of no data, then garbage
+        ("NAXIS1", "-5", "NAXIS1 = -5"),  # a negative size: refused (see astropy_outcome)
+        ("BITPIX", "7", None),  # astropy sizes the data by |BITPIX| // 8
+        ("BITPIX", "12", None),
+        ("NAXIS", "1000", "NAXIS3"),
+        ("NAXIS", "2.5", "float"),
+        ("BITPIX", "T", None),
+        ("NAXIS2", "'two'", "str"),
     ],
 )
-def test_bad_size_keywords(keyword: str, value: str, words: str) -> None:
+def test_bad_size_keywords(keyword: str, value: str, words: str | None) -> None:
+    """Each HDU: opened where astropy opens it, sized as astropy sizes it; where
+    refused, the error names the HDU, its offset and the card."""
     for number, offset in enumerate((0, _ext_offset())):
-        err = _scan_error(with_card(_small_file(), keyword, value, offset))
-        assert_names_hdu(err, "bad.fits", number, offset)
-        assert words in str(err)
+        data = with_card(_small_file(), keyword, value, offset)
+        got = assert_scans_as_astropy(data, "bad.fits")
+        if words is not None:  # refused at this HDU
+            assert isinstance(got.error, FitsFormatError)
+            assert_names_hdu(got.error, "bad.fits", number, offset)
+            assert words in str(got.error)
+        elif got.hdus is None:  # a garbage HDU after this one, as for astropy
+            assert re.match(r"bad\.fits: HDU \d+ at byte \d+: ", str(got.error)), got.error
 
 
 def _ext_offset() -> int:
@@ -510,21 +608,37 @@ def test_unparsable_size_value(keyword: str, value: str) -> None:
 
 @pytest.mark.parametrize("number", [0, 1])
 def test_non_ascii_byte_in_header(number: int) -> None:
+    """astropy reads a Latin-1 byte in a comment (it shows ``?``): the header text
+    keeps the byte, so astropy can make of it what it makes of the file."""
     data = bytearray(_small_file())
     offset = scan_bytes(bytes(data))[number].header_offset
     position = _card_position(bytes(data), offset, "BITPIX") + 75
     data[position] = 0xE9
-    err = _scan_error(bytes(data))
-    assert_names_hdu(err, "bad.fits", number, offset)
-    assert "ASCII" in str(err)
-    assert has_offset(str(err), position)
+    assert assert_scans_as_astropy(bytes(data), "bad.fits").hdus is not None
+    layout = scan_bytes(bytes(data), "bad.fits")[number]
+    assert layout.header[position - offset] == "\xe9"
+    assert layout.header.encode("latin-1") == bytes(data[offset : offset + len(layout.header)])
 
 
-@pytest.mark.parametrize("byte", [0x00, 0x0A, 0x7F, 0xFF])
+@pytest.mark.parametrize("byte", [0x00, 0x09, 0x0A, 0x7F, 0xFF])
 def test_control_byte_in_header(byte: int) -> None:
+    """In a card's comment, astropy reads any byte; so does the scan."""
     data = bytearray(_small_file())
     data[80 * 2 + 50] = byte
-    assert_names_hdu(_scan_error(bytes(data)), "bad.fits", 0, 0)
+    got = assert_scans_as_astropy(bytes(data), "bad.fits")
+    assert got.hdus == tuple(_triples(scan_bytes(_small_file())))
+    assert scan_bytes(bytes(data))[0].header.encode("latin-1")[80 * 2 + 50] == byte
+
+
+@pytest.mark.parametrize("byte", [0x00, 0x0A, 0xFF])
+def test_control_byte_in_a_size_card(byte: int) -> None:
+    """In the value of NAXIS1, astropy cannot read the card, nor the scan."""
+    data = bytearray(_small_file())
+    at = _card_position(bytes(data), 0, "NAXIS1") + 29  # the last digit of the value
+    data[at] = byte
+    got = assert_scans_as_astropy(bytes(data), "bad.fits")
+    assert got.hdus is None
+    assert_names_hdu(cast(FitsFormatError, got.error), "bad.fits", 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -576,24 +690,35 @@ def test_short_reads_are_format_errors() -> None:
         scan_fits(lambda start, end: data[start:end], len(data) + 10 * BLOCK, name="short.fits")
 
 
-@pytest.mark.parametrize("blocks", [1, 3])
-def test_trailing_zero_blocks_are_ignored(blocks: int) -> None:
+@pytest.mark.parametrize("nbytes", [100, BLOCK, 3 * BLOCK])
+def test_trailing_zero_bytes_warn_as_astropy(nbytes: int) -> None:
     data = _small_file()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert scan_bytes(data + b"\0" * (blocks * BLOCK)) == scan_bytes(data)
-        assert scan_bytes(data + b"\0" * 100) == scan_bytes(data)
+    with pytest.warns(AstropyUserWarning, match="zeros.fits: HDU 2 .*Unexpected extra padding"):
+        assert scan_bytes(data + b"\0" * nbytes, "zeros.fits") == scan_bytes(data)
+    assert assert_scans_as_astropy(data + b"\0" * nbytes).warned == {AstropyUserWarning}
 
 
 @pytest.mark.parametrize(
-    "junk",
-    [b"this is not FITS".ljust(BLOCK, b"!"), bytes(range(256)) * 30, b"x" * 10],
+    ("junk", "kept"),
+    [
+        (bytes(range(256)) * 30, True),
+        (b"x" * 10, True),
+        (b"END".ljust(80) + b"x" * 100, True),
+        (b"this is not FITS".ljust(BLOCK, b"!"), False),  # a whole block without END
+    ],
 )
-def test_trailing_junk_warns_and_keeps_the_hdus(junk: bytes) -> None:
+def test_trailing_junk_as_astropy(junk: bytes, kept: bool) -> None:
+    """A short block after the last HDU: a warning, the HDUs kept; whole blocks
+    without END: refused, as astropy refuses them."""
     data = _small_file()
-    with pytest.warns(CloudFitsWarning, match="junk.fits"):
-        layouts = scan_bytes(data + junk, "junk.fits")
-    assert layouts == scan_bytes(data)
+    got = assert_scans_as_astropy(data + junk, "junk.fits")
+    ext_end = scan_bytes(data)[-1]
+    where = f"junk.fits: HDU 2 at byte {ext_end.data_offset + padded(ext_end.data_size)}"
+    if kept:
+        assert got.hdus == tuple(_triples(scan_bytes(data)))
+        assert got.warned == {VerifyWarning}
+    else:
+        assert str(got.error).startswith(where), got.error
 
 
 # -- fuzzing ---------------------------------------------------------------------------

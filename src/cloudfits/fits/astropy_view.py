@@ -98,8 +98,18 @@ def data_nbytes(hdu: Any, remaining: int, *, where: str) -> int:
     except Exception as err:  # astropy reads the size cards lazily, of any type
         raise FitsFormatError(f"{where}: cannot size the data: {err}") from err
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise FitsFormatError(f"{where}: the header gives a data size of {size!r}")
+        # astropy takes a negative size and reads the next header inside this HDU's
+        # data; an index of such an object would be wrong, so it is refused.
+        raise FitsFormatError(
+            f"{where}: the header gives a data size of {size!r} bytes ({_size_cards(hdu.header)})"
+        )
     return size
+
+
+def _size_cards(header: fits.Header) -> str:
+    """The cards a data size is computed from, as they are in the header."""
+    keys = ["BITPIX", "NAXIS", *(f"NAXIS{i}" for i in range(1, 1000)), "PCOUNT", "GCOUNT"]
+    return ", ".join(f"{key} = {header[key]!r}" for key in keys if key in header)
 
 
 def presented_header(hdu: Any, number: int, count: int) -> fits.Header:

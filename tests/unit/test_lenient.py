@@ -18,9 +18,11 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
-from cloudfits.geometry import HDUKind
 
 import cloudfits
+from cloudfits.fits.geometry import HDUKind
+
+from ..conftest import CORPUS_DIR
 
 KINDS = {
     fits.GroupsHDU: HDUKind.GROUPS,
@@ -251,8 +253,6 @@ def test_unknown_extension_reads_as_raw_bytes(tmp_path: Path, xtension: str) -> 
 
 
 def test_random_groups_header_as_astropy_presents_it() -> None:
-    from .conftest import CORPUS_DIR
-
     path = CORPUS_DIR / "invalid" / "group_invalid.fits"
     remote = assert_as_astropy(path)
     assert remote[0].header["NAXIS1"] == 0  # added by astropy's GroupsHDU

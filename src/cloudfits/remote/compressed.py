@@ -103,7 +103,7 @@ class TileCompressedImage:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", AstropyWarning)
-                self._bintable = _CompBinTableHDU.fromstring(raw.tostring().encode("ascii"))
+                self._bintable = _CompBinTableHDU.fromstring(raw.tostring().encode("latin-1"))
                 self._image = fits.CompImageHDU(bintable=self._bintable)
                 self.header: fits.Header = self._image.header
                 self.shape: tuple[int, ...] = image_shape(self.header)
@@ -139,7 +139,7 @@ class TileCompressedImage:
         fake["PCOUNT"] = 0
         fake.remove("THEAP", ignore_missing=True)
         data = body.tobytes()
-        blob = fake.tostring().encode("ascii") + data + b"\0" * (padded(len(data)) - len(data))
+        blob = fake.tostring().encode("latin-1") + data + b"\0" * (padded(len(data)) - len(data))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
             return _CompBinTableHDU.fromstring(blob).data

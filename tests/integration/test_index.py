@@ -292,9 +292,9 @@ def _mutations() -> list[Any]:
         extra = ("HISTORY " + "x" * 72) * (BLOCK // 80)
         _set_header(d, 0, header[:-80] + extra + header[-80:])
 
-    def non_ascii(d: dict[str, Any]) -> None:
+    def non_latin1(d: dict[str, Any]) -> None:
         header = _hdu(d, 1)["header"]
-        _set_header(d, 1, header[:100] + "\u00e9" + header[101:])
+        _set_header(d, 1, header[:100] + "\u20ac" + header[101:])  # not one byte
 
     inconsistent = "inconsistent layout"
     return [
@@ -346,9 +346,9 @@ def _mutations() -> list[Any]:
             id="no-end",
         ),
         pytest.param(
-            non_ascii,
-            "ASCII",
-            id="non-ascii",
+            non_latin1,
+            "Latin-1",
+            id="non-latin1",
         ),
     ]
 

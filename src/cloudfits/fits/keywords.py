@@ -98,7 +98,8 @@ class KeywordValues:
 def _cards(headers: Sequence[str]) -> tuple[np.ndarray, pa.Array]:
     import pyarrow as pa
 
-    text = "".join(headers).encode("ascii")
+    # One byte a character; a non-ASCII byte reads as "?", as astropy presents it.
+    text = "".join(headers).encode("ascii", errors="replace")
     lengths = np.fromiter((len(h) for h in headers), dtype=np.int64, count=len(headers))
     if np.any(lengths % _CARD):
         raise ValueError("headers must be whole 80-character cards")
@@ -113,7 +114,8 @@ def keyword_values(headers: Sequence[str], *, only: Iterable[str] | None = None)
     Parameters
     ----------
     headers : sequence of str
-        Header texts: 80-character printable ASCII cards, up to and including ``END``.
+        Header texts: 80-character cards of Latin-1 text (the file's bytes), up to
+        and including ``END``; a non-ASCII character reads as ``?``, as in astropy.
     only : iterable of str, optional
         Keep only these keywords (upper case), for a search that needs a few.
 

@@ -3,8 +3,8 @@
 A `FileEntry` is one indexed object: its path relative to the index's ``data_uri``,
 its size and version tags, and every HDU's layout (`cloudfits.fits.scan.HDULayout`).
 `parse_file_entry` checks a decoded entry as untrusted input: a relative path without
-``..``, printable headers of whole cards ending with ``END``, and HDUs that follow one
-another exactly as the FITS standard lays them out.
+``..``, Latin-1 headers (the file's bytes) of whole cards ending with ``END``, and
+HDUs that follow one another exactly as the FITS standard lays them out.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "END_CARD_TEXT",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "NOT_A_BYTE",
     "FileEntry",
     "IndexFailure",
     "check_format",
@@ -31,7 +32,8 @@ __all__ = [
 ]
 
 END_CARD_TEXT = "END" + " " * 77
-_NON_PRINTABLE = re.compile(r"[^ -~]")
+NOT_A_BYTE = re.compile(r"[^\x00-\xff]")
+"""A header holds the file's bytes as Latin-1 text, any byte astropy reads included."""
 FORMAT_NAME = "cloudfits-index"
 FORMAT_VERSION = 1
 
@@ -139,10 +141,11 @@ def parse_file_entry(raw: Any, where: str) -> FileEntry:
         data_offset = field_of(hdu, "data_offset", int, at)
         data_size = field_of(hdu, "data_size", int, at)
         header = field_of(hdu, "header", str, at)
-        bad = _NON_PRINTABLE.search(header)
+        bad = NOT_A_BYTE.search(header)
         if bad is not None:
             raise IndexFormatError(
-                f"{at}: header character {bad.start()} is not printable ASCII ({bad.group()!r})"
+                f"{at}: header character {bad.start()} is not a Latin-1 byte"
+                f" (U+{ord(bad.group()):04X})"
             )
         if len(header) % CARD or not header.endswith(END_CARD_TEXT):
             raise IndexFormatError(

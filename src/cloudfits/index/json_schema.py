@@ -185,8 +185,8 @@ def _describe(err: Any) -> str:
             " and must not contain '..', '.', empty parts, backslashes or control characters"
         )
     if key == "header" and err.validator == "pattern":
-        bad = re.search(r"[^ -~]", err.instance)
-        return f"{where}: header character {bad.start() if bad else 0} is not printable ASCII"
+        bad = re.search(r"[^\x00-\xff]", err.instance)
+        return f"{where}: header character {bad.start() if bad else 0} is not a Latin-1 byte"
     return f"{where} does not follow the index schema: {_short(err.message, 300)}"
 
 

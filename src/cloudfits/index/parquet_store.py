@@ -3,7 +3,7 @@
 Loading checks every row of the layout at once with numpy and Arrow (paths relative,
 sorted and unique; HDUs numbered from 0; each header where the previous HDU ends; data
 aligned to 2880 bytes and inside the object). A header is checked when its row group is
-read (printable ASCII, whole cards ending with END, the data right after its blocks).
+read (Latin-1 text, whole cards ending with END, the data right after its blocks).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..errors import IndexFormatError
 from ..fetch.rangefile import RangeFile
 from ..fits.keywords import as_bools, keyword_values
 from ..fits.scan import BLOCK, CARD, HDULayout, padded
-from .entry import END_CARD_TEXT, FileEntry
+from .entry import END_CARD_TEXT, NOT_A_BYTE, FileEntry
 from .parquet import (
     KEYWORD_PREFIX,
     LAYOUT_COLUMNS,
@@ -259,8 +259,8 @@ class ParquetFiles(EntrySource):
         return out
 
     def _layout(self, row: int, header: str) -> HDULayout:
-        if not (header.isascii() and header.isprintable()):
-            raise self._fail(row, "header is not printable ASCII")
+        if NOT_A_BYTE.search(header):
+            raise self._fail(row, "header is not Latin-1 text (the file's bytes)")
         if len(header) % CARD or not header.endswith(END_CARD_TEXT):
             raise self._fail(row, "header must be whole 80-character cards ending with END")
         if self.data_offset[row] != self.header_offset[row] + padded(len(header)):

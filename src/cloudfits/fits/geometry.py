@@ -191,13 +191,25 @@ class ImageScaling:
         return self.bscale == 1 and self.bzero == 0 and self.blank is None
 
 
-def image_scaling(header: Header) -> ImageScaling:
-    """Derive the scaling astropy applies to an image HDU's data."""
+def _number(header: Header, key: str, default: float | int, where: str) -> Any:
+    """A card that must be a number (BSCALE, BZERO), as `FitsFormatError` if not."""
+    value = card_value(header, key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise FitsFormatError(f"{where}card {key} = {value!r} is not a number")
+    return value
+
+
+def image_scaling(header: Header, *, where: str = "") -> ImageScaling:
+    """Derive the scaling astropy applies to an image HDU's data.
+
+    ``where`` (such as ``"s3://b/a.fits: HDU 1 at byte 2880: "``) starts the message of
+    a malformed card's `FitsFormatError`.
+    """
     bits = bitpix(header)
     raw = np.dtype(">" + BITPIX_DTYPES[bits])
     native = raw.newbyteorder("=")
-    bscale = card_value(header, "BSCALE", 1)
-    bzero = card_value(header, "BZERO", 0)
+    bscale = _number(header, "BSCALE", 1, where)
+    bzero = _number(header, "BZERO", 0, where)
     blank = card_value(header, "BLANK")
     if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)) or bits < 0:
         blank = None

@@ -40,6 +40,7 @@ from ..errors import IndexFormatError
 from ..fetch.rangefile import RangeFile
 from ..fits.keywords import keyword_values
 from .entry import FORMAT_NAME, FileEntry, check_format
+from .json_schema import MAX_INDEX_BYTES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -228,9 +229,38 @@ def read_metadata(file: RangeFile, source: str) -> pq.FileMetaData:
         raise IndexFormatError(f"{source}: Parquet footer of {footer} bytes in {size} bytes")
     file.prefetch([(size - 8 - footer, size)])
     try:
-        return pq.read_metadata(file)
+        md = pq.read_metadata(file)
     except (pa.ArrowException, OSError, ValueError, EOFError) as err:
         raise IndexFormatError(f"{source}: broken Parquet footer: {err}") from None
+    check_bounds(md, size, source)
+    return md
+
+
+def check_bounds(md: pq.FileMetaData, size: int, source: str) -> None:
+    """Refuse, before any column is read, a document that would expand without bound.
+
+    An index row is an HDU, whose path, offsets and header cannot take less than a
+    byte of a real document: more rows than bytes is a decompression bomb (run-length
+    or dictionary coding of one row repeated). The columns' decompressed sizes are
+    bounded like a JSON index's (`cloudfits.index.json_schema.MAX_INDEX_BYTES`).
+    """
+    if md.num_rows > max(1024, size):
+        raise IndexFormatError(
+            f"{source}: {md.num_rows} rows in {size} bytes: more than one HDU per byte"
+            " cannot be a real index (a decompression bomb?)"
+        )
+    total = 0
+    for group in range(md.num_row_groups):
+        meta = md.row_group(group)
+        for column in range(meta.num_columns):
+            chunk = meta.column(column)
+            if chunk.total_uncompressed_size < 0 or chunk.total_compressed_size < 0:
+                raise IndexFormatError(f"{source}: row group {group}: negative chunk size")
+            total += chunk.total_uncompressed_size
+    if total > MAX_INDEX_BYTES:
+        raise IndexFormatError(
+            f"{source}: the columns expand to {total} bytes, more than {MAX_INDEX_BYTES}"
+        )
 
 
 def document_fields(md: pq.FileMetaData, source: str) -> dict[str, str]:

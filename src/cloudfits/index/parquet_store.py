@@ -40,8 +40,11 @@ T = TypeVar("T")
 
 #: Row groups of headers kept in memory.
 HEADER_CACHE = 4
-_PATH_OK = r"^[^/\\\x00-\x1f]+(/[^/\\\x00-\x1f]+)*$"
+# No control characters (C0, DEL, C1), line separators or bidirectional overrides.
+_NOT_IN_PATH = r"/\\\x00-\x1f\x7f-\x9f\x{2028}\x{2029}\x{202a}-\x{202e}\x{2066}-\x{2069}"
+_PATH_OK = rf"^[^{_NOT_IN_PATH}]+(/[^{_NOT_IN_PATH}]+)*$"
 _PATH_DOTS = r"(^|/)\.{1,2}(/|$)"
+_LARGEST = 1 << 62
 
 
 def _ints(table: pa.Table, name: str, source: str) -> np.ndarray:
@@ -194,6 +197,15 @@ class ParquetFiles(EntrySource):
         wrong = self.hdu != rows - first
         if wrong.any():
             raise self._fail(int(np.argmax(wrong)), "HDUs must be numbered 0, 1, ... in order")
+        # Offsets and sizes beyond 2**62 would wrap the int64 sums below: refuse first.
+        for name in ("header_offset", "data_offset", "data_size"):
+            values = getattr(self, name)
+            out_of_range = (values < 0) | (values > _LARGEST)
+            if out_of_range.any():
+                row = int(np.argmax(out_of_range))
+                raise self._fail(row, f"{name} {values[row]} is outside [0, 2**62]")
+        if ((self.size < 0) | (self.size > _LARGEST)).any():
+            raise IndexFormatError(f"{self.source}: a file size is outside [0, 2**62]")
         previous_end = np.zeros(n, dtype=np.int64)
         previous_end[1:] = self.data_offset[:-1] + -(-self.data_size[:-1] // BLOCK) * BLOCK
         previous_end[new] = 0

@@ -129,7 +129,10 @@ def _constant(node: ast.expr) -> Constant | None:
             return -inner if isinstance(node.op, ast.USub) else inner
         return None
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool)):
-        return node.value
+        value = node.value
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 63:
+            return float(value)  # beyond any FITS integer: compared as a number
+        return value
     return None
 
 

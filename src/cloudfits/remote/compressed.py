@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from astropy.io import fits
 from astropy.io.fits.hdu.base import BITPIX2DTYPE
+from astropy.io.fits.hdu.compressed._compression import CfitsioException
 from astropy.io.fits.hdu.compressed._tiled_compression import (
     _column_dtype,
     decompress_image_data_section,
@@ -110,18 +111,65 @@ class TileCompressedImage:
                 zbitpix = int(raw["ZBITPIX"])
                 empty = np.zeros(0, dtype=BITPIX2DTYPE[zbitpix])
                 self.dtype: np.dtype[Any] = np.dtype(self._image._scale_data(empty).dtype)
-        except (KeyError, ValueError, TypeError) as err:
-            raise FitsFormatError(f"{self._where}: not a valid compressed image: {err}") from err
+        except (KeyError, ValueError, TypeError, ArithmeticError, IndexError) as err:
+            raise FitsFormatError(
+                f"{self._where} (header at byte {hdu.layout.header_offset}): not a valid"
+                f" compressed image: {err}"
+            ) from err
         self.tile_shape: tuple[int, ...] = tuple(int(t) for t in self._image.tile_shape)
+        if len(self.tile_shape) != len(self.shape) or any(t < 1 for t in self.tile_shape):
+            raise FitsFormatError(
+                f"{self._where} (header at byte {hdu.layout.header_offset}): tile shape"
+                f" {self.tile_shape} (ZTILEn) for an image of shape {self.shape}"
+            )
         self.n_tiles = tuple(-(-n // t) for n, t in zip(self.shape, self.tile_shape, strict=True))
         self.compression_type = str(self._image.compression_type)
 
     def descriptor_rows(self, options: FetchOptions) -> Any:
-        """The tile table's rows without the heap (read once, then kept)."""
+        """The tile table's rows without the heap (read once, then kept).
+
+        The table is kept only once every descriptor has been checked to lie inside the
+        heap, so one bad answer cannot poison later reads.
+        """
         with self._lock:
             if self._descriptor_rows is None:
-                self._descriptor_rows = self._read_descriptor_rows(options)
+                rows = self._read_descriptor_rows(options)
+                self._check_descriptors(rows)
+                self._descriptor_rows = rows
             return self._descriptor_rows
+
+    def _heap_geometry(self) -> tuple[int, int, int]:
+        """``(theap, heap_size, heap_end)`` of the tile table, checked."""
+        raw = self._hdu.stored_header
+        nrows, rowlen = int(raw["NAXIS2"]), int(raw["NAXIS1"])
+        theap, heap_size = raw.get("THEAP", nrows * rowlen), raw.get("PCOUNT", 0)
+        valid = all(isinstance(v, int) and not isinstance(v, bool) for v in (theap, heap_size))
+        if not valid or not nrows * rowlen <= theap <= nrows * rowlen + heap_size:
+            raise FitsFormatError(
+                f"{self._where} (data at byte {self._hdu.layout.data_offset}): THEAP ="
+                f" {theap!r} and PCOUNT = {heap_size!r} do not place the heap after the rows"
+            )
+        return int(theap), int(heap_size), nrows * rowlen + int(heap_size) - int(theap)
+
+    def _check_descriptors(self, rows_data: Any) -> None:
+        heap_end = self._heap_geometry()[2]
+        for name in _TILE_COLUMNS:
+            if name not in rows_data.dtype.names:
+                continue
+            itemsize = _column_dtype(rows_data._coldefs, name).itemsize
+            desc = np.asarray(rows_data[name], dtype=np.int64).reshape(-1, 2)
+            bad = (
+                (desc[:, 0] < 0)
+                | (desc[:, 1] < 0)
+                | (desc[:, 1] + desc[:, 0] * itemsize > heap_end)
+            )
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise FitsFormatError(
+                    f"{self._where} (data at byte {self._hdu.layout.data_offset}): tile"
+                    f" {row}'s {name} descriptor {desc[row].tolist()} points outside the heap"
+                    f" of {heap_end} bytes"
+                )
 
     def _read_descriptor_rows(self, options: FetchOptions) -> Any:
         raw = self._hdu.stored_header
@@ -172,17 +220,24 @@ class TileCompressedImage:
         heap = self._fetch_tiles(rows_data, boxes, options)
         gathered = np.empty(tuple(int(a[-1]) for a in chosen.starts), dtype=raw_dtype)
         for first, last, at in boxes:
-            with _DECOMPRESSION, warnings.catch_warnings():
-                warnings.simplefilter("ignore", AstropyWarning)
-                box = decompress_image_data_section(
-                    rows_data,
-                    self.compression_type,
-                    self._bintable.header,
-                    heap,
-                    self.header,
-                    np.array(first),
-                    np.array(last),
-                )
+            try:
+                with _DECOMPRESSION, warnings.catch_warnings():
+                    warnings.simplefilter("ignore", AstropyWarning)
+                    box = decompress_image_data_section(
+                        rows_data,
+                        self.compression_type,
+                        self._bintable.header,
+                        heap,
+                        self.header,
+                        np.array(first),
+                        np.array(last),
+                    )
+            except (CfitsioException, ValueError, TypeError, ArithmeticError, IndexError) as err:
+                raise FitsFormatError(
+                    f"{self._where} (data at byte {self._hdu.layout.data_offset}): tiles"
+                    f" {list(first)} to {list(last)} do not decompress"
+                    f" ({self.compression_type}): {err}"
+                ) from err
             target = tuple(slice(a, a + n) for a, n in zip(at, box.shape, strict=True))
             gathered[target] = box
         picked = gathered[np.ix_(*chosen.positions)]
@@ -195,7 +250,6 @@ class TileCompressedImage:
         boxes: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
         options: FetchOptions,
     ) -> _FetchedHeap:
-        raw = self._hdu.stored_header
         rows = np.concatenate(
             [
                 np.ravel_multi_index(
@@ -217,11 +271,7 @@ class TileCompressedImage:
             desc = np.asarray(rows_data[name], dtype=np.int64).reshape(-1, 2)[rows]
             starts.append(desc[:, 1])
             ends.append(desc[:, 1] + desc[:, 0] * itemsize)
-        nrows = int(raw["NAXIS2"])
-        rowlen = int(raw["NAXIS1"])
-        theap = int(raw.get("THEAP", nrows * rowlen))
-        heap_size = int(raw.get("PCOUNT", 0))
-        heap_end = nrows * rowlen + heap_size - theap
+        theap, heap_size, heap_end = self._heap_geometry()
         first_starts, last_ends, _ = merge_ranges(np.concatenate(starts), np.concatenate(ends))
         if first_starts.size and (first_starts[0] < 0 or last_ends.max() > heap_end):
             raise FitsFormatError(

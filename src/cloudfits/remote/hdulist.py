@@ -109,7 +109,8 @@ class RemoteHDU:
         if self.kind is HDUKind.NONSTANDARD:
             raw = np.dtype("u1")
             return ImageScaling(raw, raw, 1, 0, None, False)
-        return image_scaling(self.stored_header)
+        where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}: "
+        return image_scaling(self.stored_header, where=where)
 
     @cached_property
     def compressed(self) -> TileCompressedImage:
@@ -381,9 +382,8 @@ class RemoteFITS:
         `cloudfits.StaleIndexError` instead of returning other bytes.
         """
         stats = ReadStats()
-        reader = ObjectReader(
-            location.provider(), location.path, location.uri, [stats], etag=etag, size=size
-        )
+        place = (location.provider(), location.path, location.uri)
+        reader = ObjectReader(*place, [stats], etag=etag, size=size)
         return cls(
             reader,
             layouts,

@@ -114,7 +114,9 @@ def row_indices(rows: Any, nrows: int) -> np.ndarray:
     if rows is None:
         return np.arange(nrows, dtype=np.int64)
     if isinstance(rows, slice):
-        return np.arange(nrows, dtype=np.int64)[rows]
+        # The slice's own rows only: a few rows of a 10^9-row table cost a few bytes.
+        start, stop, step = rows.indices(nrows)
+        return np.arange(start, stop, step, dtype=np.int64)
     picked = np.asarray(rows)
     if picked.size == 0:
         return np.zeros(0, dtype=np.int64)
@@ -196,7 +198,7 @@ def read_table(
     heap_size: int | None = None
     parts = [body.tobytes()]
     if variable and layout.data_size > nrows * rowlen:
-        theap = int(header.get("THEAP", nrows * rowlen))
+        theap = _theap(header, nrows * rowlen, layout.data_size, hdu)
         heap = compact_heap(
             hdu.file.reader,
             body,
@@ -256,6 +258,20 @@ def _finish(
         names = _column_names(table.colnames, columns)
         table = table[names]
     return table
+
+
+def _theap(header: fits.Header, table_bytes: int, data_size: int, hdu: RemoteHDU) -> int:
+    """The heap's offset in the data, checked: a heap never overlaps the rows."""
+    value = header.get("THEAP", table_bytes)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        value = -1
+    if not table_bytes <= int(value) <= data_size:
+        raise FitsFormatError(
+            f"{hdu.file.uri}: HDU {hdu.number} (data at byte {hdu.layout.data_offset}):"
+            f" THEAP = {header.get('THEAP')!r} is outside [{table_bytes}, {data_size}]"
+            " (the heap follows the rows)"
+        )
+    return int(value)
 
 
 def _as_table(table_hdu: Any, hdu: RemoteHDU) -> Table:

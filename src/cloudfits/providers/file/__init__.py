@@ -13,7 +13,7 @@ from io import BufferedReader
 from pathlib import Path
 from typing import Any
 
-from ...errors import AccessDeniedError
+from ...errors import AccessDeniedError, ObjectNotFoundError
 from .. import kit
 from ..base import ObjectInfo, ProviderSpec
 from ..kit import ErrorKind, ProviderEdges, check_range, check_start
@@ -87,15 +87,41 @@ class FileProvider(ProviderEdges):
         """The file at ``path`` opened for reading, its tag checked against ``etag``."""
         real = self._resolve(path)
         try:
-            with open(real, "rb") as f:
+            # No symbolic link is followed at the last step, and the opened file's own
+            # path is checked: a directory swapped for a link between the check and
+            # the open cannot lead outside the root.
+            fd = os.open(
+                real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+            )
+            with os.fdopen(fd, "rb") as f:
+                self._check_opened(f.fileno(), real, path)
                 self._check_tag(f.fileno(), path, etag)
                 yield f
         except FileNotFoundError as err:
             raise self.error(ErrorKind.NOT_FOUND, "opening", path, "does not exist") from err
+        except AccessDeniedError:
+            raise
         except PermissionError as err:
             raise self.error(ErrorKind.DENIED, "opening", path, "permission denied") from err
         except IsADirectoryError as err:
             raise self.error(ErrorKind.NOT_FOUND, "opening", path, "is a directory") from err
+        except OSError as err:  # a link loop, a link where a file was, ...
+            raise self.error(ErrorKind.NOT_FOUND, "opening", path, str(err.strerror)) from err
+
+    def _check_opened(self, fd: int, real: str, path: str) -> None:
+        """Refuse a file that is not the one resolved inside the root (a swapped link)."""
+        if self._root is None:
+            return
+        try:
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # no /proc: the resolved path must still be the opened file
+            st, now = os.fstat(fd), os.stat(os.path.realpath(real))
+            same = (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+            opened = real if same and os.path.realpath(real) == real else ""
+        if not opened or os.path.commonpath([opened, self._root]) != self._root:
+            raise self.error(
+                ErrorKind.DENIED, "opening", path, f"outside the root {self.config.root!r}"
+            )
 
     def get_range(self, path: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         check_range(start, end, self.uri(path))
@@ -130,6 +156,8 @@ class FileProvider(ProviderEdges):
             st = os.stat(real)
         except FileNotFoundError as err:
             raise self.error(ErrorKind.NOT_FOUND, "describing", path, "does not exist") from err
+        except OSError as err:  # a link loop
+            raise self.error(ErrorKind.NOT_FOUND, "describing", path, str(err.strerror)) from err
         if not os.path.isfile(real):
             raise self.error(ErrorKind.NOT_FOUND, "describing", path, "not a file")
         modified = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc)
@@ -158,6 +186,8 @@ class FileProvider(ProviderEdges):
                 yield self.head(head_dir + rel)
             except AccessDeniedError:
                 logger.warning("file: %r leads outside the root and is not listed", rel)
+            except ObjectNotFoundError as err:  # a broken or looping link: not an object
+                logger.warning("file: %r is not listed: %s", rel, err)
 
     def put_index(self, path: str, data: bytes, *, content_type: str | None = None) -> None:
         real = self._resolve(path)

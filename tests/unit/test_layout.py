@@ -183,3 +183,13 @@ def test_layers_import_only_downwards() -> None:
             if _layer(target) < _layer(module) and (here, there) not in ALLOWED_UPWARD:
                 wrong.append(f"{module} -> {target}")
     assert wrong == []
+
+
+def test_no_module_is_over_450_lines() -> None:
+    root = Path(cloudfits.__file__).parent
+    long = {
+        str(p.relative_to(root)): n
+        for p in root.rglob("*.py")
+        if "testing" not in p.parts and (n := len(p.read_text().splitlines())) > 450
+    }
+    assert long == {}

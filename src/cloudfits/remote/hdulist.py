@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Any, TextIO, overload
 import numpy as np
 from astropy.io.fits import Header
 
-from ..errors import IndexFormatError
 from ..fetch.reader import ObjectReader
 from ..fetch.spans import FetchOptions
 from ..fetch.stats import ReadStats
-from ..fits.astropy_view import astropy_hdu, data_nbytes, hdu_kind_of, presented_header
+from ..fits.astropy_view import astropy_hdu, hdu_kind_of, presented_header
 from ..fits.geometry import (
     HDUKind,
     ImageScaling,
@@ -23,14 +22,11 @@ from ..fits.geometry import (
     scale_image,
 )
 from ..fits.planner import plan_section
-from ..fits.scan import (
-    HDULayout,
-    parse_header,
-)
+from ..fits.scan import HDULayout, parse_header
 from ..providers.location import ObjectLocation
 from .compressed import TileCompressedImage
 from .info import hdu_summary, print_info
-from .lookup import has_hdu, hdu_number, no_data_reason
+from .lookup import check_layout, has_hdu, hdu_number, no_data_reason
 from .section import Section, iter_chunks, split_fetch_options
 from .sky import cutout, header_wcs
 from .tables import column_definitions, read_table, row_count
@@ -40,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..index.core import FileEntry, FitsIndex
 
-__all__ = ["RemoteFITS", "RemoteHDU", "Section", "open", "split_fetch_options"]
+__all__ = ["RemoteFITS", "RemoteHDU", "Section", "split_fetch_options"]
 
 
 class RemoteHDU:
@@ -192,16 +188,9 @@ class RemoteHDU:
 
     def _check_layout(self) -> None:
         """Refuse to read when the layout disagrees with the header (an edited index)."""
-        if self._layout_checked:
-            return
-        where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}"
-        expected = data_nbytes(self._astropy, self.file.size - self.layout.data_offset, where=where)
-        if expected != self.layout.data_size:
-            raise IndexFormatError(
-                f"{where}: the index says {self.layout.data_size} data bytes,"
-                f" the header says {expected}"
-            )
-        self._layout_checked = True
+        if not self._layout_checked:
+            check_layout(self)
+            self._layout_checked = True
 
     def _require_image(self, what: str) -> None:
         if not self.kind.is_image:
@@ -330,11 +319,7 @@ class RemoteHDU:
         return cutout(self, position, size, mode=mode, fill_value=fill_value)
 
     def summary(self) -> tuple[int, str, Any, str, int, Any, str, str]:
-        """``(number, name, ver, type, cards, dimensions, format, groups)``, as astropy.
-
-        The row `astropy.io.fits.HDUList.info` shows for this HDU before its data is
-        read (see `cloudfits.remote.info.hdu_summary`).
-        """
+        """The row `astropy.io.fits.HDUList.info` shows (`cloudfits.remote.info.hdu_summary`)."""
         return hdu_summary(self)
 
 

@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import IndexFormatError
+from ..fits.astropy_view import data_nbytes
+
 if TYPE_CHECKING:
     from .hdulist import RemoteFITS, RemoteHDU
 
-__all__ = ["has_hdu", "hdu_number", "no_data_reason"]
+__all__ = ["check_layout", "has_hdu", "hdu_number", "no_data_reason"]
 
 
 def hdu_number(f: RemoteFITS, key: int | str | tuple[str, int]) -> int:
@@ -56,3 +59,14 @@ def no_data_reason(hdu: RemoteHDU) -> str:
         " read part of an image with .section[...] (or all of it with .read()), table"
         " rows with .read(rows=, columns=), or a whole HDU with cloudfits.getdata"
     )
+
+
+def check_layout(hdu: RemoteHDU) -> None:
+    """Refuse to read when the indexed layout disagrees with the header (an edited index)."""
+    layout = hdu.layout
+    where = f"{hdu.file.uri}: HDU {hdu.number} at byte {layout.header_offset}"
+    expected = data_nbytes(hdu._astropy, hdu.file.size - layout.data_offset, where=where)
+    if expected != layout.data_size:
+        raise IndexFormatError(
+            f"{where}: the index says {layout.data_size} data bytes, the header says {expected}"
+        )

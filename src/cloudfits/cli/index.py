@@ -72,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_SPECULATIVE_READ,
         metavar="BYTES",
-        help="bytes read at once where each object (and each header after data) starts"
-        f" (default {DEFAULT_SPECULATIVE_READ:,}; as build_index's speculative_read):"
-        " more saves round trips on files with many small HDUs, less saves bytes",
+        help="bytes read at once where each object starts (default"
+        f" {DEFAULT_SPECULATIVE_READ:,}; as build_index's speculative_read); a header"
+        " after data is read with at most the cost model's 5,760 bytes",
     )
     parser.add_argument(
         "--concurrency",

@@ -19,6 +19,7 @@ from astropy.io.fits.verify import VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 
 from ..errors import FitsFormatError
+from ..fetch.cost import DEFAULT_COST_MODEL
 from .astropy_view import astropy_hdu, data_nbytes
 from .cards import END_CARD, end_card_index, standard_data_size
 from .geometry import data_size
@@ -38,6 +39,10 @@ CARD = 80
 FITS_SIGNATURE = b"SIMPLE  =                    T"
 DEFAULT_SPECULATIVE_READ = 16 * BLOCK
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024
+#: Most bytes read where a header starts after a data block: the cost model's
+#: break-even (bytes that cost as much as one request), in whole blocks. A read of
+#: ``speculative`` bytes there would mostly fetch the next HDU's data.
+AFTER_DATA_READ = -(-DEFAULT_COST_MODEL.gap_bytes // BLOCK) * BLOCK
 
 Reader = Callable[[int, int], bytes]
 
@@ -111,7 +116,10 @@ class _Buffer:
                 self._data += self._fetch(have_end, have_end + want, where=where)
             else:
                 self._start = start
-                self._data = self._fetch(start, max(end, start + self._speculative), where=where)
+                # The object's start gets the speculative read; a header after a data
+                # block what the cost model says a request is worth.
+                ahead = self._speculative if start == 0 else min(self._speculative, AFTER_DATA_READ)
+                self._data = self._fetch(start, max(end, start + ahead), where=where)
         return self._data[start - self._start : end - self._start]
 
     def _fetch(self, start: int, end: int, *, where: str) -> bytes:

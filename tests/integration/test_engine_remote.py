@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,11 +89,9 @@ def test_many_objects_are_indexed_concurrently(
         hdul.writeto(path)
         client.upload_file(str(path), "engine-many", path.name)
     proxy.reset()
-    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         index = cloudfits.build_index("s3://engine-many/", endpoint_url=proxy.url)
-    elapsed = time.perf_counter() - start
     records = proxy.records
     assert len(index.files) == objects
     assert all(len(entry.hdus) == hdus for entry in index.files)
@@ -103,5 +100,5 @@ def test_many_objects_are_indexed_concurrently(
     assert all(r.response_bytes < 64 * 1024 for r in gets)
     # One listing, then one round trip per HDU, the objects side by side.
     assert dependent_round_trips(records) <= 1 + hdus + 1
+    # Side by side, counted from the requests themselves (not by the wall clock).
     assert _in_flight(records) >= objects // 2
-    assert elapsed < objects * hdus * DELAY / 2

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="bytes read at once where each object starts (default"
         f" {DEFAULT_SPECULATIVE_READ:,}; as build_index's speculative_read); a header"
-        " after data is read with at most the cost model's 5,760 bytes",
+        " after data is read with at most the cost model's 5,760 bytes when indexing",
     )
     parser.add_argument(
         "--concurrency",

@@ -100,10 +100,13 @@ class _Buffer:
     and no byte is fetched twice.
     """
 
-    def __init__(self, read: Reader, size: int, speculative: int, initial: bytes = b"") -> None:
+    def __init__(
+        self, read: Reader, size: int, speculative: int, initial: bytes = b"", after_data: int = 0
+    ) -> None:
         self._read = read
         self._size = size
         self._speculative = speculative
+        self._after_data = min(after_data or speculative, speculative)
         self._start = 0
         self._data = initial[:size]
 
@@ -117,8 +120,10 @@ class _Buffer:
             else:
                 self._start = start
                 # The object's start gets the speculative read; a header after a data
-                # block what the cost model says a request is worth.
-                ahead = self._speculative if start == 0 else min(self._speculative, AFTER_DATA_READ)
+                # block gets ``after_data`` (the cost model's break-even when indexing).
+                ahead = (
+                    self._speculative if start == 0 else min(self._speculative, self._after_data)
+                )
                 self._data = self._fetch(start, max(end, start + ahead), where=where)
         return self._data[start - self._start : end - self._start]
 
@@ -140,6 +145,7 @@ def scan_fits(
     speculative: int = DEFAULT_SPECULATIVE_READ,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     initial: bytes = b"",
+    after_data: int = 0,
 ) -> list[HDULayout]:
     """Locate every HDU of a FITS object from its headers, as ``fits.open`` does.
 
@@ -162,6 +168,11 @@ def scan_fits(
     initial : bytes
         The object's first bytes, when they were read already (they are not read
         again).
+    after_data : int
+        Bytes to read at once where a header starts after a data block (0: as
+        ``speculative``). Indexing passes `AFTER_DATA_READ`, the cost model's
+        break-even, to spare the data of small HDUs; `cloudfits.open` keeps the
+        speculative read, one round trip rather than two for a long header.
 
     Returns
     -------
@@ -173,7 +184,7 @@ def scan_fits(
         Where astropy cannot open the object, or where data that a header announces
         is missing; the message names the object, the HDU number and the byte offset.
     """
-    buffer = _Buffer(read, size, padded(max(speculative, BLOCK)), initial)
+    buffer = _Buffer(read, size, padded(max(speculative, BLOCK)), initial, padded(after_data))
     _check_signature(buffer, size, name=name)
     layouts: list[HDULayout] = []
     offset = 0

@@ -28,7 +28,14 @@ from ..fetch.reader import ObjectReader
 from ..fetch.spans import FetchOptions
 from ..fetch.stats import ReadStats
 from ..fits.predict import header_runs, predictable, verify_prediction
-from ..fits.scan import BLOCK, DEFAULT_SPECULATIVE_READ, HDULayout, padded, scan_fits
+from ..fits.scan import (
+    AFTER_DATA_READ,
+    BLOCK,
+    DEFAULT_SPECULATIVE_READ,
+    HDULayout,
+    padded,
+    scan_fits,
+)
 from ..providers.base import ObjectInfo, Provider
 from ..providers.location import ObjectLocation, ProviderOptions
 from ..uri import make_uri, redact_uri
@@ -84,7 +91,9 @@ def scan_object(
         etag=info.etag,
         size=info.size,
     )
-    return scan_fits(reader.read, info.size, name=uri, speculative=speculative)
+    return scan_fits(
+        reader.read, info.size, name=uri, speculative=speculative, after_data=AFTER_DATA_READ
+    )
 
 
 def predicted_layouts(

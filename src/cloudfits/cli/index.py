@@ -156,17 +156,23 @@ def dry_run_report(
 
     The scanner reads ``speculative_read`` bytes where each object starts; that read
     holds every header that begins inside it. Each further header costs one more read
-    of the same size, so the figures are the least an indexing run reads.
+    of the same size, so the figures are the least an indexing run reads. An object
+    named ``*.gz`` is read whole (whole-file gzip is decompressed once), its trailer
+    too; gzip under another name is only told when read.
     """
-    first_reads = [min(o.size, speculative_read) for o in found.objects]
+    gzipped = [o for o in found.objects if o.path.lower().endswith(".gz")]
+    first_reads = [min(o.size, speculative_read) for o in found.objects if o not in gzipped]
+    gzip_bytes = sum(o.size + 8 for o in gzipped)
     return {
         "source": found.uri,
         "objects": [{"path": o.path, "size": o.size} for o in found.objects],
         "count": len(found.objects),
         "data_bytes": sum(o.size for o in found.objects),
-        "min_requests": len(first_reads),
-        "min_header_bytes": sum(first_reads),
+        "min_requests": len(first_reads) + 2 * len(gzipped),
+        "min_header_bytes": sum(first_reads) + gzip_bytes,
         "read_per_header": speculative_read,
+        "gzip_objects": len(gzipped),
+        "gzip_bytes": gzip_bytes,
     }
 
 
@@ -182,6 +188,11 @@ def _print_dry_run(report: dict[str, Any], index_uri: str, cost: float | None) -
         f" {report['min_header_bytes']:,} bytes (one read of up to"
         f" {report['read_per_header']:,} bytes per object, one more per header beyond it)"
     )
+    if report["gzip_objects"]:
+        print(
+            f"of which {plural(report['gzip_objects'], 'gzip object')} read whole, once"
+            f" ({report['gzip_bytes']:,} bytes): a gzip stream is only learnt by decompressing it"
+        )
     if cost is not None:
         print(f"estimated requester-pays cost: at least {format_usd(cost)}")
     if index_uri:

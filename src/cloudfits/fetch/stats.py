@@ -17,6 +17,7 @@ __all__ = ["ReadStats", "process_stats"]
 class _Counts:
     requests: int = 0
     bytes: int = 0
+    gzip_passes: int = 0
 
 
 class ReadStats:
@@ -28,6 +29,9 @@ class ReadStats:
         Number of range requests sent (retries included).
     bytes : int
         Number of body bytes received.
+    gzip_passes : int
+        Whole-file gzip objects decompressed from start to end (one streaming pass
+        each, made to index them or to open them without an index).
     """
 
     def __init__(self) -> None:
@@ -39,6 +43,11 @@ class ReadStats:
         with self._lock:
             self._counts.requests += 1
             self._counts.bytes += nbytes
+
+    def record_pass(self) -> None:
+        """Count one streaming pass over a whole-file gzip object."""
+        with self._lock:
+            self._counts.gzip_passes += 1
 
     def add(self, requests: int, nbytes: int) -> None:
         """Count ``requests`` requests that returned ``nbytes`` bytes in all (for example,
@@ -57,10 +66,20 @@ class ReadStats:
         """Body bytes received so far."""
         return self._counts.bytes
 
+    @property
+    def gzip_passes(self) -> int:
+        """Streaming passes over whole-file gzip objects so far."""
+        return self._counts.gzip_passes
+
     def snapshot(self) -> dict[str, int]:
-        """Return ``{"requests": ..., "bytes": ...}`` as of now."""
+        """Return ``{"requests": ..., "bytes": ..., "gzip_passes": ...}`` as of now."""
         with self._lock:
-            return {"requests": self._counts.requests, "bytes": self._counts.bytes}
+            counts = self._counts
+            return {
+                "requests": counts.requests,
+                "bytes": counts.bytes,
+                "gzip_passes": counts.gzip_passes,
+            }
 
     def copy(self) -> ReadStats:
         """A detached copy of the counts as of now (later reads do not change it)."""
@@ -82,7 +101,8 @@ class ReadStats:
             self._counts = _Counts()
 
     def __repr__(self) -> str:
-        return f"ReadStats(requests={self.requests}, bytes={self.bytes})"
+        passes = f", gzip_passes={self.gzip_passes}" if self.gzip_passes else ""
+        return f"ReadStats(requests={self.requests}, bytes={self.bytes}{passes})"
 
 
 process_stats = ReadStats()

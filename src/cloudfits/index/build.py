@@ -14,10 +14,11 @@ from ..fits.scan import DEFAULT_SPECULATIVE_READ
 from ..providers.base import ObjectInfo, Provider
 from ..providers.location import ObjectLocation
 from ..providers.registry import get_registry
+from ..remote.seekpoints import DEFAULT_SPACING
 from ..uri import is_local_uri, is_uri, make_uri, redact_uri, split_uri
 from . import parquet_store
 from .core import FitsIndex
-from .formats import SNIFF_BYTES, IndexFormat, check_index_head, is_parquet_name
+from .formats import SNIFF_BYTES, IndexFormat, check_index_head, index_suffixes, is_parquet_name
 from .json_schema import MAX_INDEX_BYTES
 from .scanning import (
     DEFAULT_SCAN_CONCURRENCY,
@@ -41,7 +42,9 @@ __all__ = [
 ]
 
 DEFAULT_INDEX_NAME = "cloudfits-index.json"
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz")
+#: ``.gz`` takes in whole-file gzip of any FITS name (``.fits.gz``, ``.evt.gz``, ...);
+#: gzip is told by content, and cloudfits' own ``.json.gz`` indexes are left out.
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fz", ".gz")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,12 @@ def find_fits_objects(
     provider = location.provider()
     base, objects = location.spec.list_source(provider, path)
     wanted = tuple(s.lower() for s in suffixes)
-    objects = [o for o in objects if o.path.lower().endswith(wanted)]
+    indexes = index_suffixes()
+    objects = [
+        o
+        for o in objects
+        if o.path.lower().endswith(wanted) and not o.path.lower().endswith(indexes)
+    ]
     if not objects:
         raise CloudFitsError(f"no FITS objects ({', '.join(wanted)}) found under {text!r}")
     return IndexSource(text, scheme, base, provider, objects, dict(options))
@@ -128,13 +136,17 @@ def build_index(
     executor: Executor = None,
     errors: Literal["raise", "collect"] = "raise",
     batch_size: int | None = None,
+    gzip_spacing: int = DEFAULT_SPACING,
     **options: Any,
 ) -> FitsIndex:
     """Index FITS objects by reading their headers only.
 
     The objects are listed once, here; then their headers are scanned by ``executor``:
     a local thread pool, or tasks on a Dask cluster (see :doc:`scale-indexing`). The
-    index is the same whichever executor scans.
+    index is the same whichever executor scans. A whole-file gzip object (told by its
+    first bytes) is the exception to "headers only": it is decompressed once, from
+    start to end, and its seek points are kept in the index, so that later reads
+    fetch only the compressed bytes they need (see :doc:`index-format`).
 
     Parameters
     ----------
@@ -177,6 +189,11 @@ def build_index(
     batch_size : int, optional
         On Dask, objects per task (by default, enough for about four tasks per worker
         thread, at most 256).
+    gzip_spacing : int
+        Decompressed bytes between the seek points of a whole-file gzip object (1 MiB
+        by default; more for objects over 1 GiB). A read fetches at most the compressed
+        bytes of one such stretch beyond what it needs; each point adds its 32 KiB
+        window, compressed, to the index.
     **options
         Options of the source's provider (``requester_pays=True``, ``endpoint_url=``, ...).
 
@@ -196,7 +213,9 @@ def build_index(
         data_uri = os.path.abspath(data_uri)
     # An index is a shared document: it never holds credentials.
     data_uri = redact_uri(data_uri)
-    job = ScanJob(found.scheme, found.base, found.options, same_place, speculative_read)
+    job = ScanJob(
+        found.scheme, found.base, found.options, same_place, speculative_read, gzip_spacing
+    )
     check_scan_arguments(executor, batch_size, errors)
     if is_local(executor):
         result = scan_locally(

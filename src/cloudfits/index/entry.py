@@ -1,7 +1,9 @@
 """Index entries and the rules every entry obeys, whatever format it was read from.
 
 A `FileEntry` is one indexed object: its path relative to the index's ``data_uri``,
-its size and version tags, and every HDU's layout (`cloudfits.fits.scan.HDULayout`).
+its size and version tags, every HDU's layout (`cloudfits.fits.scan.HDULayout`) and,
+for a whole-file gzip object, its seek points (offsets are then those of the
+decompressed bytes).
 `parse_file_entry` checks a decoded entry as untrusted input: a relative path without
 ``..``, Latin-1 headers (the file's bytes) of whole cards ending with ``END``, and
 HDUs that follow one another exactly as the FITS standard lays them out.
@@ -17,6 +19,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import IndexFormatError
 from ..fits.scan import BLOCK, CARD, HDULayout, padded
+from ..remote.seekpoints import GzipSeekPoints
 
 __all__ = [
     "END_CARD_TEXT",
@@ -52,6 +55,9 @@ class FileEntry:
         Every HDU, in order.
     etag, last_modified : str or None
         What the store said about the object when it was indexed, where it said it.
+    gzip : GzipSeekPoints or None
+        For a whole-file gzip object, its seek points; the HDU offsets are those of the
+        decompressed bytes.
     """
 
     path: str
@@ -59,6 +65,12 @@ class FileEntry:
     hdus: tuple[HDULayout, ...]
     etag: str | None = None
     last_modified: str | None = None
+    gzip: GzipSeekPoints | None = None
+
+    @property
+    def fits_size(self) -> int:
+        """Bytes of the FITS file: the object's size, or its decompressed size."""
+        return self.size if self.gzip is None else self.gzip.uncompressed_size
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as it appears in the index document."""
@@ -76,6 +88,8 @@ class FileEntry:
             }
             for h in self.hdus
         ]
+        if self.gzip is not None:
+            entry["gzip"] = self.gzip.to_dict()
         return entry
 
 
@@ -133,6 +147,10 @@ def parse_file_entry(raw: Any, where: str) -> FileEntry:
     size = field_of(raw, "size", int, where)
     if size < 0:
         raise IndexFormatError(f"{where}: negative size")
+    gzip = None
+    if raw.get("gzip") is not None:
+        gzip = GzipSeekPoints.from_dict(raw["gzip"], size=size, where=where)
+    fits_size = size if gzip is None else gzip.uncompressed_size
     hdus: list[HDULayout] = []
     end_of_previous = 0
     for i, hdu in enumerate(field_of(raw, "hdus", list, where)):
@@ -155,12 +173,12 @@ def parse_file_entry(raw: Any, where: str) -> FileEntry:
             header_offset != end_of_previous
             or data_offset != header_offset + padded(len(header))
             or data_size < 0
-            or data_offset + data_size > size
+            or data_offset + data_size > fits_size
             or data_offset % BLOCK
         ):
             raise IndexFormatError(
                 f"{at}: inconsistent layout (header at {header_offset}, data at"
-                f" {data_offset}, {data_size} bytes, object {size} bytes)"
+                f" {data_offset}, {data_size} bytes, FITS file {fits_size} bytes)"
             )
         hdus.append(HDULayout(header_offset, data_offset, data_size, header))
         end_of_previous = data_offset + padded(data_size)
@@ -170,6 +188,7 @@ def parse_file_entry(raw: Any, where: str) -> FileEntry:
         tuple(hdus),
         _optional_str(raw, "etag", where),
         _optional_str(raw, "last_modified", where),
+        gzip,
     )
 
 

@@ -18,14 +18,18 @@ kw:KEYWORD     string     value token of KEYWORD's first card (see
                           `cloudfits.fits.keywords`), null where absent
 ============== ========== =====================================================
 
+and, for whole-file gzip objects, their decompressed size and seek points
+(`cloudfits.index.parquet_gzip`; null for plain objects, absent from older indexes).
+
 The ``header`` column is the source of truth; the ``kw:`` columns are derived from it
 when the index is written, for searches (at most `MAX_KEYWORD_COLUMNS`, the most
 common keywords first; a search on another keyword reads the headers). The key-value
 metadata ``cloudfits-index`` holds a JSON object with ``format``, ``version`` (2),
 ``generator``, ``created`` and ``data_uri``. A file's rows never span two row groups.
 
-Loading reads the footer and the eight layout columns; the headers of a row group are
-read when one of its files is first opened, and the ``kw:`` columns only by a search.
+Loading reads the footer and the eight layout columns (and the decompressed size); the
+headers of a row group are read when one of its files is first opened, and the ``kw:``
+columns only by a search.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ..fetch.rangefile import RangeFile
 from ..fits.keywords import keyword_values
 from .entry import FORMAT_NAME, FileEntry, check_format
 from .json_schema import MAX_INDEX_BYTES
+from .parquet_gzip import GZIP_SIZE_COLUMN, gzip_columns, gzip_types
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -179,7 +184,12 @@ def encode(
     for batch in batches:
         counts.update(keyword_values([h.header for f in batch for h in f.hdus]).counts())
     keywords = sorted(k for k, _ in counts.most_common(max_keyword_columns))
-    columns_ = [pa.field(name, kind) for name, kind in _types().items()]
+    # The decompressed size beside the layout columns (loading reads them as one span
+    # per row group), the seek points after the headers (read with them).
+    layout, gzip = dict(_types()), gzip_types()
+    header = layout.pop("header")
+    written = {**layout, GZIP_SIZE_COLUMN: gzip[GZIP_SIZE_COLUMN], "header": header, **gzip}
+    columns_ = [pa.field(name, kind) for name, kind in written.items()]
     columns_ += [pa.field(KEYWORD_PREFIX + k, pa.string()) for k in keywords]
     meta = {
         "format": FORMAT_NAME,
@@ -200,10 +210,10 @@ def encode(
         write_statistics=False,
     ) as writer:
         for batch in batches:
-            columns = _layout_table(batch)
+            columns = {**_layout_table(batch), **gzip_columns(batch)}
             values = keyword_values(columns["header"])
             n = len(columns["header"])
-            arrays = [pa.array(columns[name], kind) for name, kind in _types().items()]
+            arrays = [pa.array(columns[name], kind) for name, kind in written.items()]
             arrays += [values.column(k, n) for k in keywords]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema), row_group_size=n)
     return sink.getvalue()
@@ -291,6 +301,11 @@ def column_types_ok(schema: pa.Schema) -> str | None:
             return f"column {name!r} must hold strings, not {found}"
         if pa.types.is_integer(kind) and not pa.types.is_integer(found):
             return f"column {name!r} must hold integers, not {found}"
+    for name, kind in gzip_types().items():
+        if name in schema.names and not (
+            schema.field(name).type == kind or pa.types.is_large_string(schema.field(name).type)
+        ):
+            return f"column {name!r} must hold {kind}, not {schema.field(name).type}"
     for name in schema.names:
         if name.startswith(KEYWORD_PREFIX):
             found = schema.field(name).type

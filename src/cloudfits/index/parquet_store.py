@@ -28,6 +28,7 @@ from .parquet import (
     document_fields,
     read_metadata,
 )
+from .parquet_gzip import GZIP_POINTS_COLUMN, GZIP_SIZE_COLUMN, gzip_sizes, parse_gzip_text
 from .source import EntrySource, HDURows
 
 if TYPE_CHECKING:
@@ -95,7 +96,11 @@ class ParquetFiles(EntrySource):
         }
         groups = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
         self.group_start = np.concatenate(([0], np.cumsum(groups, dtype=np.int64)))
-        table = self._read(list(range(md.num_row_groups)), list(LAYOUT_COLUMNS))
+        layout = [
+            *LAYOUT_COLUMNS,
+            *([GZIP_SIZE_COLUMN] if GZIP_SIZE_COLUMN in schema.names else []),
+        ]
+        table = self._read(list(range(md.num_row_groups)), layout)
         file.clear()
         self._check(table)
         del table
@@ -104,6 +109,7 @@ class ParquetFiles(EntrySource):
         pa.default_memory_pool().release_unused()
         self._lock = threading.Lock()
         self._headers: OrderedDict[int, list[str]] = OrderedDict()
+        self._gzip: OrderedDict[int, list[Any]] = OrderedDict()
 
     # -- loading ---------------------------------------------------------------------
 
@@ -181,6 +187,8 @@ class ParquetFiles(EntrySource):
         self.data_offset = _ints(table, "data_offset", source)
         self.data_size = _ints(table, "data_size", source)
         self.size = size[starts]
+        self.gzip_size = gzip_sizes(table, starts, source)
+        fits_size = np.where(self.gzip_size >= 0, self.gzip_size, self.size)
         first = starts[file_of_row]
         if np.any(size != self.size[file_of_row]):
             raise self._fail(int(np.argmax(size != self.size[file_of_row])), "size differs by HDU")
@@ -216,15 +224,15 @@ class ParquetFiles(EntrySource):
             | (header_blocks % BLOCK != 0)
             | (self.data_size < 0)
             | (self.size[file_of_row] < 0)
-            | (self.data_offset + self.data_size > self.size[file_of_row])
+            | (self.data_offset + self.data_size > fits_size[file_of_row])
         )
         if bad_layout.any():
             row = int(np.argmax(bad_layout))
             raise self._fail(
                 row,
                 f"inconsistent layout (header at {self.header_offset[row]}, data at"
-                f" {self.data_offset[row]}, {self.data_size[row]} bytes, object"
-                f" {self.size[file_of_row[row]]} bytes)",
+                f" {self.data_offset[row]}, {self.data_size[row]} bytes, FITS file"
+                f" {fits_size[file_of_row[row]]} bytes)",
             )
 
     # -- headers and entries ---------------------------------------------------------
@@ -291,13 +299,33 @@ class ParquetFiles(EntrySource):
             headers = self._headers_of_rows(first, stop)
         etag: Any = self.etag[i].as_py()  # type: ignore[attr-defined]
         modified: Any = self.last_modified[i].as_py()  # type: ignore[attr-defined]
+        gzip = None
+        if self.gzip_size[i] >= 0:
+            where = f"{self.source}: file {self.paths[i]!r}"
+            text = self._gzip_text(first)
+            size, usize = int(self.size[i]), int(self.gzip_size[i])
+            gzip = parse_gzip_text(text, size=size, uncompressed_size=usize, where=where)
         return FileEntry(
             self.paths[i],
             int(self.size[i]),
             tuple(self._layout(first + k, h) for k, h in enumerate(headers)),
             etag,
             modified,
+            gzip,
         )
+
+    def _gzip_text(self, row: int) -> Any:
+        """The ``gzip`` value of a row (its row group's column read once, then kept)."""
+        if GZIP_POINTS_COLUMN not in self.schema.names:
+            return None
+        (group,) = self._groups_of(row, row + 1)
+        with self._lock:
+            if group not in self._gzip:
+                self._gzip[group] = self._read([group], [GZIP_POINTS_COLUMN]).column(0).to_pylist()
+                self.file.clear()
+                while len(self._gzip) > HEADER_CACHE:
+                    self._gzip.popitem(last=False)
+            return self._gzip[group][row - int(self.group_start[group])]
 
     def entry(self, path: str) -> FileEntry:
         """The entry of ``path`` (KeyError when absent)."""

@@ -26,7 +26,7 @@ from ..errors import CloudFitsError
 from ..fetch.pool import prestart
 from ..fetch.reader import ObjectReader
 from ..fetch.spans import FetchOptions
-from ..fetch.stats import ReadStats
+from ..fetch.stats import ReadStats, process_stats
 from ..fits.predict import header_runs, predictable, verify_prediction
 from ..fits.scan import (
     AFTER_DATA_READ,
@@ -38,6 +38,9 @@ from ..fits.scan import (
 )
 from ..providers.base import ObjectInfo, Provider
 from ..providers.location import ObjectLocation, ProviderOptions
+from ..remote.gzipped import compression_of
+from ..remote.gzipstream import scan_gzip
+from ..remote.seekpoints import DEFAULT_SPACING, GzipSeekPoints
 from ..uri import make_uri, redact_uri
 from .entry import FileEntry, IndexFailure
 
@@ -81,19 +84,36 @@ def scan_object(
     *,
     stats: ReadStats | None = None,
     speculative: int = DEFAULT_SPECULATIVE_READ,
-) -> list[HDULayout]:
-    """Scan one object's headers (see `cloudfits.fits.scan.scan_fits`)."""
-    reader = ObjectReader(
-        provider,
-        info.path,
-        uri,
-        [stats] if stats is not None else [],
-        etag=info.etag,
-        size=info.size,
+    gzip_spacing: int = DEFAULT_SPACING,
+) -> tuple[list[HDULayout], GzipSeekPoints | None]:
+    """Scan one object's headers (see `cloudfits.fits.scan.scan_fits`).
+
+    A whole-file gzip object, told by its first bytes, is decompressed once from
+    start to end (`cloudfits.remote.gzipstream.scan_gzip`); its seek points come back
+    with its HDUs, whose offsets are then those of the decompressed bytes.
+    """
+    counters = [stats] if stats is not None else []
+    reader = ObjectReader(provider, info.path, uri, counters, etag=info.etag, size=info.size)
+    first = reader.read(0, min(info.size, padded(max(speculative, BLOCK))))
+    if compression_of(first, name=uri) == "gzip":
+        return scan_gzip(
+            reader,
+            info.size,
+            name=uri,
+            first=first,
+            speculative=speculative,
+            spacing=gzip_spacing,
+            stats=(process_stats, *counters),
+        )
+    layouts = scan_fits(
+        reader.read,
+        info.size,
+        name=uri,
+        speculative=speculative,
+        initial=first,
+        after_data=AFTER_DATA_READ,
     )
-    return scan_fits(
-        reader.read, info.size, name=uri, speculative=speculative, after_data=AFTER_DATA_READ
-    )
+    return layouts, None
 
 
 def predicted_layouts(
@@ -141,6 +161,8 @@ class ScanJob:
         objects' ETags and modification times.
     speculative_read : int
         Bytes read at once where a header starts.
+    gzip_spacing : int
+        Decompressed bytes between the seek points of a whole-file gzip object.
     """
 
     scheme: str
@@ -148,6 +170,7 @@ class ScanJob:
     options: dict[str, Any] = field(default_factory=dict)
     same_place: bool = True
     speculative_read: int = 0
+    gzip_spacing: int = DEFAULT_SPACING
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", ProviderOptions(self.options))
@@ -180,19 +203,28 @@ class ScanJob:
         """Scan one object's headers into its index entry (first at the places
         ``template``, another object's layouts, predicts)."""
         uri = self.uri(info)
-        hdus = None
+        hdus: list[HDULayout] | None = None
+        gzip = None
         if template is not None:
             hdus = predicted_layouts(
                 provider, info, uri, template, stats=stats, speculative=self.speculative_read
             )
         if hdus is None:
-            hdus = scan_object(provider, info, uri, stats=stats, speculative=self.speculative_read)
+            hdus, gzip = scan_object(
+                provider,
+                info,
+                uri,
+                stats=stats,
+                speculative=self.speculative_read,
+                gzip_spacing=self.gzip_spacing,
+            )
         return FileEntry(
             self.relative(info),
             info.size,
             tuple(hdus),
             info.etag if self.same_place else None,
             info.last_modified if self.same_place else None,
+            gzip,
         )
 
     def failure(self, info: ObjectInfo, err: BaseException) -> IndexFailure:
@@ -249,7 +281,8 @@ def scan_threads(
             result = err
         finally:
             if number in done:  # followers wake whatever happened
-                if isinstance(result, FileEntry):
+                # Decompressed offsets say nothing of where another object's bytes lie.
+                if isinstance(result, FileEntry) and result.gzip is None:
                     templates[number] = result.hdus
                 done[number].set()
         if on_scanned is not None:

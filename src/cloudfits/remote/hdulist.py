@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, TextIO, overload
 import numpy as np
 from astropy.io.fits import Header
 
-from ..fetch.reader import ObjectReader
 from ..fetch.spans import FetchOptions
 from ..fetch.stats import ReadStats
 from ..fits.astropy_view import astropy_hdu, hdu_kind_of, presented_header
@@ -25,6 +24,7 @@ from ..fits.planner import plan_section
 from ..fits.scan import HDULayout, parse_header
 from ..providers.location import ObjectLocation
 from .compressed import TileCompressedImage
+from .gzipped import reader_for
 from .info import hdu_summary, print_info
 from .lookup import check_layout, has_hdu, hdu_number, no_data_reason
 from .section import Section, iter_chunks, split_fetch_options
@@ -34,7 +34,9 @@ from .tables import column_definitions, read_table, row_count
 if TYPE_CHECKING:
     import dask.array
 
+    from ..fetch.reader import ObjectReader
     from ..index.core import FileEntry, FitsIndex
+    from .seekpoints import GzipSeekPoints
 
 __all__ = ["RemoteFITS", "RemoteHDU", "Section", "split_fetch_options"]
 
@@ -360,15 +362,16 @@ class RemoteFITS:
         size: int,
         etag: str | None = None,
         fetch_options: FetchOptions | None = None,
+        gzip: GzipSeekPoints | None = None,
     ) -> RemoteFITS:
         """Open an object whose layout is known, without a request.
 
         Every read is pinned to ``etag`` when given: a replaced object raises
-        `cloudfits.StaleIndexError` instead of returning other bytes.
+        `cloudfits.StaleIndexError` instead of returning other bytes. ``gzip``: the
+        seek points of a whole-file gzip object, through which it is read.
         """
         stats = ReadStats()
-        place = (location.provider(), location.path, location.uri)
-        reader = ObjectReader(*place, [stats], etag=etag, size=size)
+        reader = reader_for(location, [stats], etag=etag, gzip=gzip, size=size)
         return cls(
             reader,
             layouts,
@@ -383,10 +386,10 @@ class RemoteFITS:
     @classmethod
     def from_entry(cls, index: FitsIndex, entry: FileEntry, options: dict[str, Any]) -> RemoteFITS:
         """Open an index entry (see `FitsIndex.open`)."""
-        fetch_options, options = split_fetch_options(dict(options or {}))
-        location = index.data_location(options).below(entry.path)
+        tuning, options = split_fetch_options(dict(options or {}))
+        location, gzip = index.data_location(options).below(entry.path), entry.gzip
         return cls.from_location(
-            location, entry.hdus, size=entry.size, etag=entry.etag, fetch_options=fetch_options
+            location, entry.hdus, size=entry.size, etag=entry.etag, fetch_options=tuning, gzip=gzip
         )
 
     @property

@@ -9,9 +9,11 @@ from astropy.io.fits import Header
 
 from ..fetch.pool import shared_pool
 from ..fetch.reader import ObjectReader
-from ..fetch.stats import ReadStats
+from ..fetch.stats import ReadStats, process_stats
 from ..fits.scan import DEFAULT_SPECULATIVE_READ, padded, scan_fits
 from ..providers.location import ObjectLocation
+from .gzipped import GzippedReader, compression_of
+from .gzipstream import scan_gzip
 from .hdulist import RemoteFITS, split_fetch_options
 
 __all__ = ["getdata", "getheader", "open"]
@@ -34,6 +36,12 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
     The object's size (``head``) and its first ``speculative_read`` bytes are
     requested at once; a file whose headers all sit in those bytes, or in one more
     read after a data block, opens in one or two dependent round trips.
+
+    A whole-file gzip object (told by its first bytes, whatever its name) is
+    decompressed once from start to end to find its HDUs and seek points, which is
+    logged (``INFO``) and counted in ``stats.gzip_passes``; later reads fetch only the
+    compressed bytes they need. An index keeps the seek points, so that opening from
+    it needs no such pass (see :doc:`/index-format`).
     """
     fetch_options, options = split_fetch_options(dict(options))
     speculative = int(options.pop("speculative_read", DEFAULT_SPECULATIVE_READ))
@@ -58,7 +66,21 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
     known.size, known.etag = info.size, info.etag
     if not agrees:
         first = reader.read_prefix(0, min(padded(speculative), info.size))
-    layouts = scan_fits(reader.read, info.size, name=shown, speculative=speculative, initial=first)
+    if compression_of(first, name=shown) == "gzip":
+        layouts, points = scan_gzip(
+            reader,
+            info.size,
+            name=shown,
+            first=first,
+            speculative=speculative,
+            stats=(process_stats, stats),
+            workers=fetch_options.max_concurrency,
+        )
+        reader = GzippedReader(reader, points, info.size)
+    else:
+        layouts = scan_fits(
+            reader.read, info.size, name=shown, speculative=speculative, initial=first
+        )
     return RemoteFITS(
         reader,
         layouts,

@@ -35,6 +35,8 @@ from ..errors import CloudFitsError
 from ..fetch.spans import FetchOptions
 from ..fits.scan import HDULayout
 from ..providers.location import ObjectLocation
+from ..remote.gzipped import GzippedReader
+from ..remote.seekpoints import GzipSeekPoints
 
 if TYPE_CHECKING:
     import dask.array
@@ -70,6 +72,8 @@ class ArrayRecipe:
         Names of the options left out because they are secret.
     opener : type
         The class whose ``from_location`` reopens the file (`RemoteFITS`).
+    gzip : GzipSeekPoints or None
+        The seek points of a whole-file gzip object.
     """
 
     location: ObjectLocation
@@ -80,6 +84,7 @@ class ArrayRecipe:
     fetch: tuple[int, int, int] = (0, 1, 1)
     withheld: tuple[str, ...] = ()
     opener: type[RemoteFITS] | None = dataclasses.field(default=None, compare=False)
+    gzip: GzipSeekPoints | None = None
 
     @property
     def uri(self) -> str:
@@ -142,6 +147,7 @@ def _reopen(recipe: ArrayRecipe) -> RemoteHDU:
             size=recipe.size,
             etag=recipe.etag,
             fetch_options=FetchOptions().updated(**recipe.tuning()),
+            gzip=recipe.gzip,
         )
         hdu = fits[recipe.hdu]
         if len(_opened) >= _MAX_OPENED:
@@ -311,6 +317,7 @@ def recipe_of(hdu: RemoteHDU, **tuning: int) -> ArrayRecipe:
         fetch=(options_fetch.max_gap, options_fetch.max_part, options_fetch.max_concurrency),
         withheld=withheld,
         opener=type(fits),
+        gzip=fits.reader.points if isinstance(fits.reader, GzippedReader) else None,
     )
 
 

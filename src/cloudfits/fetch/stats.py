@@ -49,12 +49,14 @@ class ReadStats:
         with self._lock:
             self._counts.gzip_passes += 1
 
-    def add(self, requests: int, nbytes: int) -> None:
-        """Count ``requests`` requests that returned ``nbytes`` bytes in all (for example,
-        those another process made on our behalf)."""
+    def add(self, requests: int, nbytes: int, gzip_passes: int = 0) -> None:
+        """Count ``requests`` requests that returned ``nbytes`` bytes in all, and
+        ``gzip_passes`` streaming passes (for example, those another process made on our
+        behalf)."""
         with self._lock:
             self._counts.requests += requests
             self._counts.bytes += nbytes
+            self._counts.gzip_passes += gzip_passes
 
     @property
     def requests(self) -> int:
@@ -85,14 +87,14 @@ class ReadStats:
         """A detached copy of the counts as of now (later reads do not change it)."""
         counts = self.snapshot()
         copied = ReadStats()
-        copied.add(counts["requests"], counts["bytes"])
+        copied.add(counts["requests"], counts["bytes"], counts["gzip_passes"])
         return copied
 
     def __sub__(self, other: ReadStats) -> ReadStats:
-        """The requests and bytes counted between ``other`` (earlier) and ``self``."""
+        """The requests, bytes and passes counted between ``other`` (earlier) and ``self``."""
         mine, theirs = self.snapshot(), other.snapshot()
         difference = ReadStats()
-        difference.add(mine["requests"] - theirs["requests"], mine["bytes"] - theirs["bytes"])
+        difference.add(*(mine[key] - theirs[key] for key in ("requests", "bytes", "gzip_passes")))
         return difference
 
     def reset(self) -> None:

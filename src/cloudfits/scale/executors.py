@@ -76,6 +76,8 @@ class BatchResult:
         Requests made and bytes received by the task.
     pid : int
         The worker's process id.
+    gzip_passes : int
+        Streaming passes over whole-file gzip objects made by the task.
     """
 
     entries: list[FileEntry]
@@ -84,6 +86,7 @@ class BatchResult:
     requests: int
     bytes: int
     pid: int
+    gzip_passes: int = 0
 
 
 def _portable(err: Exception) -> Exception:
@@ -113,7 +116,7 @@ def scan_batch(
         on_scanned=None,
         catch=True,
     )
-    result = BatchResult([], [], None, stats.requests, stats.bytes, os.getpid())
+    result = BatchResult([], [], None, stats.requests, stats.bytes, os.getpid(), stats.gzip_passes)
     for info, outcome in zip(objects, outcomes, strict=True):
         if isinstance(outcome, FileEntry):
             result.entries.append(outcome)
@@ -210,7 +213,7 @@ def scan_on_dask(
                 done: BatchResult = future.result()
                 for counter in (stats, process_stats if done.pid != os.getpid() else None):
                     if counter is not None:
-                        counter.add(done.requests, done.bytes)
+                        counter.add(done.requests, done.bytes, done.gzip_passes)
                 if done.error is not None:
                     raise done.error
                 result.entries.extend(done.entries)

@@ -24,6 +24,7 @@ from astropy.table import Table
 import cloudfits
 from cloudfits import FitsFormatError, IndexFormatError
 from cloudfits.index.parquet_gzip import GZIP_POINTS_COLUMN
+from cloudfits.index.refs import kerchunk_references
 
 from ..astropy_compare import assert_tables_equal
 
@@ -124,6 +125,18 @@ def test_to_dask_of_a_gzip_image(plain: Path, packed: bytes, tmp_path: Path) -> 
     f = cloudfits.build_index(tmp_path).open("small.fits.gz")
     with fits.open(plain) as hdul:
         assert np.array_equal(f[0].to_dask(chunks=(64, 100)).compute(), hdul[0].data)
+
+
+def test_kerchunk_references_leave_gzip_out(plain: Path, packed: bytes, tmp_path: Path) -> None:
+    shutil.copy(plain, tmp_path / "small.fits")
+    _write(tmp_path, "small.fits.gz", packed)
+    index = cloudfits.build_index(tmp_path)
+    with pytest.warns(cloudfits.CloudFitsWarning, match=r"small\.fits\.gz: whole-file gzip"):
+        refs = index.to_kerchunk()["refs"]
+    assert any(key.startswith("small.fits/") for key in refs)
+    assert not any(key.startswith("small.fits.gz/") for key in refs)
+    with pytest.raises(cloudfits.CloudFitsError, match="no byte ranges"):
+        kerchunk_references(index, paths=["small.fits.gz"])
 
 
 def _flip(data: bytes, at: int) -> bytes:

@@ -21,6 +21,7 @@ Tables and random groups are not exported: see ``docs/zarr.rst``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Iterator
 from itertools import product
 from math import prod
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from astropy.io.fits import Header
 
+from ..errors import CloudFitsError, CloudFitsWarning
 from ..fits.geometry import HDUKind, hdu_kind, image_scaling, image_shape
 from ..fits.scan import parse_header
 from ..providers.base import store_index
@@ -262,6 +264,16 @@ def kerchunk_references(
     refs: dict[str, Any] = {}
     entries = index.files if paths is None else [index.entry(p) for p in paths]
     for entry in entries:
+        if entry.gzip is not None:
+            # Its bytes are compressed as one stream: no byte range holds a chunk.
+            message = (
+                f"{redact_uri(join_uri(index.data_uri, entry.path))}: whole-file gzip has no"
+                " byte ranges to reference (read it with cloudfits, or decompress it)"
+            )
+            if paths is not None:
+                raise CloudFitsError(message)
+            warnings.warn(f"{message}; left out of the references", CloudFitsWarning, stacklevel=2)
+            continue
         meta, chunks = file_group(index, entry, chunk_bytes, options)
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.table import Table
 
 import cloudfits
 from cloudfits.testing.gzipfits import make_gzip_fits
 from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server
 
-from ..astropy_compare import assert_tables_equal
+from ..astropy_compare import assert_tables_equal, table_read
 
 pytestmark = pytest.mark.s3
 
@@ -72,7 +71,7 @@ def test_indexed_reads_cost_a_tenth_of_the_object_at_most(
         proxy.reset()
         rows = f["CATALOG"].read(rows=slice(-10, None))
         rows_bytes = sum(r.response_bytes for r in proxy.records)
-        assert_tables_equal(rows, Table.read(hdul["CATALOG"])[-10:])
+        assert_tables_equal(rows, table_read(plain, 1)[-10:])
         assert len(proxy.records) <= 2
         assert rows_bytes <= compressed / 10
     assert f.stats.gzip_passes == 0

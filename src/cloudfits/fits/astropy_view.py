@@ -19,7 +19,7 @@ from typing import Any
 
 from astropy.io import fits
 from astropy.io.fits.hdu.base import NonstandardExtHDU, _BaseHDU, _CorruptedHDU, _NonstandardHDU
-from astropy.utils.exceptions import AstropyWarning
+from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 
 from ..errors import FitsFormatError
 from .geometry import HDUKind
@@ -55,6 +55,9 @@ def astropy_hdu(text: str, *, where: str, quiet: bool = False) -> Any:
         with warnings.catch_warnings():
             if quiet:
                 warnings.simplefilter("ignore", AstropyWarning)
+            # The buffer holds the header alone: astropy's "truncated" warning about the
+            # missing data says nothing about the file (the scan checks the real size).
+            warnings.filterwarnings("ignore", "File may have been truncated", AstropyUserWarning)
             # readfrom, not fromstring: fits.open's path, whose fast parser sizes the
             # data by the last of duplicated structural cards.
             return _BaseHDU.readfrom(io.BytesIO(blob), uint=True)

@@ -108,7 +108,7 @@ class RemoteHDU:
             raw = np.dtype("u1")
             return ImageScaling(raw, raw, 1, 0, None, False)
         where = f"{self.file.uri}: HDU {self.number} at byte {self.layout.header_offset}: "
-        return image_scaling(self.stored_header, where=where)
+        return image_scaling(self._image_header, where=where)
 
     @cached_property
     def compressed(self) -> TileCompressedImage:

@@ -86,7 +86,7 @@ def corpus(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Ite
         client.upload_file(str(path), BUCKET, f"data/{name}")
     index = cloudfits.build_index(f"s3://{BUCKET}/data/")
     local = {name: fits.open(path, memmap=False) for name, path in files.items()}
-    tables = {(name, 2): Table.read(local[name][2]) for name in local}
+    tables = {(name, 2): Table.read(files[name], hdu=2) for name in local}  # as Table.read(path)
     yield Corpus(index, local, tables)
     for hdul in local.values():
         hdul.close()

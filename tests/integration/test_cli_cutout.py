@@ -99,8 +99,9 @@ def test_cutout_of_a_cube_in_s3(tess_bucket: str, tess_cube: Path, tmp_path: Pat
     again = _cloudfits(
         "cutout", uri, "--ra", str(ra), "--dec", str(dec), "--size", "5", "-o", str(out)
     )
-    assert again.returncode == 1
+    assert again.returncode == 2  # a usage error, found before any byte is read
     assert "exists" in again.stderr
+    assert "--overwrite" in again.stderr
 
 
 def test_cutout_of_a_2d_image(tmp_path: Path) -> None:

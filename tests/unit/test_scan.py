@@ -573,7 +573,7 @@ def _scan_error(data: bytes, name: str = "bad.fits", **kwargs: int) -> FitsForma
         ("NAXIS1", "-5", "NAXIS1 = -5"),  # a negative size: refused (see astropy_outcome)
         ("BITPIX", "7", None),  # astropy sizes the data by |BITPIX| // 8
         ("BITPIX", "12", None),
-        ("NAXIS", "1000", "NAXIS3"),
+        ("NAXIS", "1000", "NAXIS = 1000"),
         ("NAXIS", "2.5", "float"),
         ("BITPIX", "T", None),
         ("NAXIS2", "'two'", "str"),
@@ -591,6 +591,28 @@ def test_bad_size_keywords(keyword: str, value: str, words: str | None) -> None:
             assert words in str(got.error)
         elif got.hdus is None:  # a garbage HDU after this one, as for astropy
             assert re.match(r"bad\.fits: HDU \d+ at byte \d+: ", str(got.error)), got.error
+
+
+@pytest.mark.parametrize("keyword", ["NAXIS", "TFIELDS", "naxis"])
+@pytest.mark.parametrize("value", ["1000000000000", "+2147483648", "1000"])
+def test_huge_axis_or_column_count_is_refused_at_once(keyword: str, value: str) -> None:
+    """astropy builds a list of NAXIS (or TFIELDS) entries before it checks anything,
+    so ``fits.open`` of such a header runs until memory is gone; the scan refuses it
+    after reading the header, naming the HDU, its offset and the card."""
+    for number, offset in enumerate((0, _ext_offset())):
+        card = f"{keyword:<8}= {value:>20}".encode().ljust(80)
+        err = _scan_error(_insert_card(_small_file(), offset, card))
+        assert_names_hdu(err, "bad.fits", number, offset)
+        assert f"{keyword.upper()} = {int(value)}" in str(err)
+
+
+def _insert_card(data: bytes, offset: int, card: bytes) -> bytes:
+    """``data`` with ``card`` added before the END card of the header at ``offset``
+    (into the blank padding that follows END, so nothing moves)."""
+    at = data.index(END_CARD.encode(), offset)
+    assert at % 80 == 0
+    assert data[at + 80 : at + 160] == b" " * 80
+    return data[:at] + card + END_CARD.encode() + data[at + 160 :]
 
 
 def _ext_offset() -> int:

@@ -22,6 +22,7 @@ from astropy.io.fits.hdu.base import NonstandardExtHDU, _BaseHDU, _CorruptedHDU,
 from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 
 from ..errors import FitsFormatError
+from .cards import count_card_problem
 from .geometry import HDUKind
 
 __all__ = ["BLOCK", "astropy_hdu", "data_nbytes", "hdu_kind_of", "presented_header"]
@@ -51,6 +52,9 @@ def astropy_hdu(text: str, *, where: str, quiet: bool = False) -> Any:
     """
     blob = text.encode("latin-1")
     blob += b" " * (-len(blob) % BLOCK)
+    problem = count_card_problem(blob)
+    if problem is not None:
+        raise FitsFormatError(f"{where}: malformed header: {problem}")
     try:
         with warnings.catch_warnings():
             if quiet:

@@ -16,6 +16,7 @@ from math import prod
 
 __all__ = [
     "END_CARD",
+    "count_card_problem",
     "end_card_index",
     "first_unprintable",
     "quick_data_size",
@@ -28,6 +29,7 @@ _PRINTABLE = bytes(range(32, 127))
 _BITPIX = {8, 16, 32, 64, -32, -64}
 _MAX_NAXIS = 999
 _INTEGER = re.compile(rb" *([+-]?[0-9]{1,20}) *(?:/.*)?")
+_COUNT_CARD = re.compile(rb"(?i)(NAXIS|TFIELDS) {0,3}= *([+-]?[0-9]+)")
 _SIZE_KEYS = {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS"}
 _STANDARD_FIRST_CARDS = (
     b"SIMPLE  =                    T",
@@ -44,6 +46,28 @@ def first_unprintable(raw: bytes) -> int | None:
     if not raw.translate(None, _PRINTABLE):
         return None
     return next(i for i, b in enumerate(raw) if not 32 <= b <= 126)
+
+
+def count_card_problem(raw: bytes) -> str | None:
+    """What is wrong with a ``NAXIS`` or ``TFIELDS`` card of the header ``raw``, or None.
+
+    astropy builds one list entry per axis or column that these cards announce, before
+    anything else is checked: ``NAXIS = 1000000000000`` makes ``fits.open`` loop and
+    allocate until the machine runs out of memory. The standard allows at most 999 of
+    either, so a larger count is refused before astropy sees the header (a negative
+    one astropy reads as none, and so does cloudfits).
+    """
+    for i in range(0, len(raw), CARD):
+        match = _COUNT_CARD.match(raw, i, i + CARD)
+        if match is None:
+            continue
+        count = int(match.group(2))
+        if count > _MAX_NAXIS:
+            key = match.group(1).upper().decode()
+            return (
+                f"{key} = {count} at card {i // CARD + 1}: the standard allows at most {_MAX_NAXIS}"
+            )
+    return None
 
 
 def end_card_index(raw: bytes, start: int = 0) -> int:

@@ -21,7 +21,7 @@ from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 from ..errors import FitsFormatError
 from ..fetch.cost import DEFAULT_COST_MODEL
 from .astropy_view import astropy_hdu, data_nbytes
-from .cards import END_CARD, end_card_index, standard_data_size
+from .cards import END_CARD, count_card_problem, end_card_index, standard_data_size
 from .geometry import data_size
 
 __all__ = [
@@ -198,7 +198,11 @@ def scan_fits(
             text, data_offset = found
             # A standard header's size cards give astropy's size; astropy itself
             # sizes the others, so its rules, and its diagnosis, are the ones applied.
-            quick = standard_data_size(text.encode("latin-1"))
+            raw = text.encode("latin-1")
+            problem = count_card_problem(raw)
+            if problem is not None:
+                raise FitsFormatError(f"{where}: malformed header: {problem}")
+            quick = standard_data_size(raw)
             if quick is None:
                 hdu = astropy_hdu(text, where=where, quiet=True)
                 quick = data_nbytes(hdu, size - data_offset, where=where)

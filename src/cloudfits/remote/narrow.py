@@ -33,7 +33,9 @@ def narrow_rows(
 
     ``row_dtype`` is astropy's record type of the whole row, one field per column;
     ``body`` holds ``nrows`` whole rows (bytes outside the wanted fields may be zero).
-    Returns None when the header has column keywords this cannot carry over.
+    Returns None when the header has column keywords this cannot carry over, or when
+    the wanted columns are all of zero width (astropy counts the rows of a table of
+    zero-byte rows as none).
     """
     names = list(row_dtype.names or ())
     keep = sorted({c + 1 for c in columns})
@@ -54,6 +56,8 @@ def narrow_rows(
     rows = np.frombuffer(body, dtype=row_dtype, count=nrows)
     packed = recfunctions.repack_fields(rows[[names[n - 1] for n in keep]])
     width = packed.dtype.itemsize
+    if width == 0 and nrows:
+        return None
     values = {"NAXIS1": width, "NAXIS2": nrows, "PCOUNT": 0, "TFIELDS": len(keep)}
     for number, card in enumerate(cards):
         key = card[:8].rstrip()

@@ -362,3 +362,32 @@ def test_indexing_many_small_hdus_reads_headers_not_data(tmp_path: Path) -> None
     with fits.open(directory / "f007.fits") as local:
         layouts = index.files[7].hdus
         assert [lay.data_offset for lay in layouts] == [h._data_offset for h in local]
+
+
+def test_first_reads_follow_the_headers_of_the_objects_scanned_before(tmp_path: Path) -> None:
+    """Trap 4: once objects are scanned, an object's first read covers the headers
+    they showed at their start, and a read after data their longest later header,
+    instead of 46,080 bytes that are mostly data."""
+    directory = tmp_path / "seven"
+    directory.mkdir()
+    ideal = 0
+    for k in range(30):
+        extensions = [
+            fits.ImageHDU(np.zeros((20 + k + 7 * i, 64), np.float32), name=f"E{i}")
+            for i in range(6)
+        ]
+        path = directory / f"f{k:03d}.fits"
+        fits.HDUList([fits.PrimaryHDU(), *extensions]).writeto(path)
+        with fits.open(path) as local:
+            ideal += sum(h._data_offset - h._header_offset for h in local)
+    stats = cloudfits.ReadStats()
+    index = cloudfits.build_index(str(directory), stats=stats, concurrency=1)
+    # Each object after the first: one read for the primary and first extension
+    # headers, one per later header, each of exactly the header's bytes.
+    assert stats.requests <= 6 * 30 + 1, stats
+    assert stats.bytes <= ideal + DEFAULT_SPECULATIVE_READ + 5 * AFTER_DATA_READ, (stats, ideal)
+    for entry in index.files:
+        with fits.open(directory / entry.path) as local:
+            assert [(h.header_offset, h.data_offset) for h in entry.hdus] == [
+                (h._header_offset, h._data_offset) for h in local
+            ]

@@ -155,8 +155,11 @@ def dry_run_report(
     """What indexing ``found`` would read, from the listing alone.
 
     The scanner reads ``speculative_read`` bytes where each object starts; that read
-    holds every header that begins inside it. Each further header costs one more read
-    of the same size, so the figures are the least an indexing run reads. An object
+    holds every header that begins inside it. Each further header costs one more read,
+    so the request count is the least an indexing run makes. Once objects are scanned,
+    the first reads of the others shrink to the header lengths those showed
+    (`cloudfits.index.scanning.ReadSizes`), so the bytes are the most the first reads
+    fetch. An object
     named ``*.gz`` is read whole (whole-file gzip is decompressed once), its trailer
     too; gzip under another name is only told when read.
     """
@@ -184,9 +187,10 @@ def _print_dry_run(report: dict[str, Any], index_uri: str, cost: float | None) -
         f" from {report['source']}"
     )
     print(
-        f"would read headers only: at least {plural(report['min_requests'], 'request')} and"
-        f" {report['min_header_bytes']:,} bytes (one read of up to"
-        f" {report['read_per_header']:,} bytes per object, one more per header beyond it)"
+        f"would read headers only: at least {plural(report['min_requests'], 'request')}, at"
+        f" most {report['min_header_bytes']:,} bytes in first reads (one read of up to"
+        f" {report['read_per_header']:,} bytes per object, fewer once scanned objects show"
+        " their header lengths; one more read per header beyond it)"
     )
     if report["gzip_objects"]:
         print(

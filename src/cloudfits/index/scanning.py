@@ -50,6 +50,7 @@ __all__ = [
     "FAILURES",
     "Errors",
     "Executor",
+    "ReadSizes",
     "ScanJob",
     "ScanResult",
     "check_scan_arguments",
@@ -85,6 +86,7 @@ def scan_object(
     stats: ReadStats | None = None,
     speculative: int = DEFAULT_SPECULATIVE_READ,
     gzip_spacing: int = DEFAULT_SPACING,
+    after_data: int = AFTER_DATA_READ,
 ) -> tuple[list[HDULayout], GzipSeekPoints | None]:
     """Scan one object's headers (see `cloudfits.fits.scan.scan_fits`).
 
@@ -111,7 +113,7 @@ def scan_object(
         name=uri,
         speculative=speculative,
         initial=first,
-        after_data=AFTER_DATA_READ,
+        after_data=after_data,
     )
     return layouts, None
 
@@ -142,6 +144,48 @@ def predicted_layouts(
     except FAILURES:
         return None
     return verify_prediction(template, info.size, [c.tobytes() for c in chunks])
+
+
+class ReadSizes:
+    """The read sizes a scan of many objects learns from the objects scanned so far.
+
+    A header read costs a request; the bytes it fetches past the header are paid for
+    and thrown away. With nothing known, an object's first read is the speculative
+    read and a read where a header follows data is `AFTER_DATA_READ` (the cost
+    model's break-even). Once objects of the source have been scanned, their headers
+    say what the next ones need: the first read covers the longest run of headers
+    seen at an object's start (up to its first data byte), a read after data the
+    longest later header, so most reads fetch header bytes only (a longer header
+    costs one more read). Neither grows past the speculative read.
+    """
+
+    def __init__(self, speculative: int) -> None:
+        self.speculative = padded(max(speculative, BLOCK))
+        self._first = 0
+        self._after = 0
+        self._lock = threading.Lock()
+
+    @property
+    def first(self) -> int:
+        """Bytes of an object's first read."""
+        return min(self._first, self.speculative) if self._first else self.speculative
+
+    @property
+    def after_data(self) -> int:
+        """Bytes of a read where a header starts after data."""
+        return min(self._after, self.speculative) if self._after else AFTER_DATA_READ
+
+    def learn(self, hdus: Sequence[HDULayout]) -> None:
+        """Take the header sizes of one scanned object into account."""
+        if not hdus:
+            return
+        lead = next((h for h in hdus if h.data_size), hdus[-1])
+        later = [
+            h.data_offset - h.header_offset for h in hdus if h.header_offset > lead.data_offset
+        ]
+        with self._lock:
+            self._first = max(self._first, padded(lead.data_offset))
+            self._after = max(self._after, *later, 0)
 
 
 @dataclass(frozen=True)
@@ -199,9 +243,11 @@ class ScanJob:
         info: ObjectInfo,
         stats: ReadStats | None,
         template: Sequence[HDULayout] | None = None,
+        sizes: ReadSizes | None = None,
     ) -> FileEntry:
         """Scan one object's headers into its index entry (first at the places
-        ``template``, another object's layouts, predicts)."""
+        ``template``, another object's layouts, predicts; a scan reads as ``sizes``,
+        learned from the objects scanned before, says)."""
         uri = self.uri(info)
         hdus: list[HDULayout] | None = None
         gzip = None
@@ -215,9 +261,12 @@ class ScanJob:
                 info,
                 uri,
                 stats=stats,
-                speculative=self.speculative_read,
+                speculative=sizes.first if sizes else self.speculative_read,
                 gzip_spacing=self.gzip_spacing,
+                after_data=sizes.after_data if sizes else AFTER_DATA_READ,
             )
+            if sizes is not None and gzip is None:
+                sizes.learn(hdus)
         return FileEntry(
             self.relative(info),
             info.size,
@@ -265,6 +314,7 @@ def scan_threads(
             leader_of[number] = leader
     done = {leader: threading.Event() for leader in set(leader_of.values())}
     templates: dict[int, tuple[HDULayout, ...]] = {}
+    sizes = ReadSizes(job.speculative_read)
 
     def one(number: int) -> FileEntry | Exception:
         info = objects[number]
@@ -274,7 +324,7 @@ def scan_threads(
             done[leader_of[number]].wait()
             template = templates.get(leader_of[number])
         try:
-            result = job.entry(provider, info, stats, template)
+            result = job.entry(provider, info, stats, template, sizes)
         except FAILURES as err:
             if not catch:
                 raise

@@ -2,30 +2,7 @@
 
 from __future__ import annotations
 
-from .main import (
-    COMMANDS,
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_USAGE,
-    Command,
-    build_parser,
-    command_parser,
-    index_main,
-    index_parser,
-    main,
-    print_providers,
-)
+from . import main as _main
+from .main import *  # noqa: F403  (the names of `cloudfits.cli.main.__all__`)
 
-__all__ = [
-    "COMMANDS",
-    "EXIT_ERROR",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "Command",
-    "build_parser",
-    "command_parser",
-    "index_main",
-    "index_parser",
-    "main",
-    "print_providers",
-]
+__all__ = list(_main.__all__)

@@ -44,6 +44,8 @@ from cloudfits.testing.http import StaticHTTPServer
 from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
 
+from ..aws_credentials import use_only
+
 # Detailed assertion messages inside the inherited conformance tests.
 pytest.register_assert_rewrite("cloudfits.testing.conformance")
 from cloudfits.testing.conformance import (  # noqa: E402
@@ -675,19 +677,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 def _use_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, secret: str | None) -> None:
     """Point boto3 at these credentials only (no files, no instance metadata), then reload."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    if secret is None:
-        monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
-        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
-    else:
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    reset_registry()  # provider clients are cached per config and read the environment once
+    use_only(monkeypatch, tmp_path, ACCESS_KEY, secret)
 
 
 def _full_text(err: BaseException) -> str:

@@ -24,6 +24,8 @@ from cloudfits.providers.registry import reset_registry
 from cloudfits.testing.proxy import RecordingProxy
 from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
 
+from ..aws_credentials import use_only
+
 KEY_ID = "newuserkey"
 SECRET = "newuser-right-secret"
 BUCKET = "public-data"
@@ -65,19 +67,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Cal
     """``credentials(secret)`` or ``credentials(None)``: exactly what boto3 will find."""
 
     def use(secret: str | None) -> None:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        if secret is None:
-            monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
-            monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
-        else:
-            monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-        reset_registry()  # provider clients are cached per config
+        use_only(monkeypatch, tmp_path, KEY_ID, secret)
 
     yield use
     reset_registry()

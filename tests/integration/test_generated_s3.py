@@ -101,7 +101,8 @@ def test_bytes_are_the_fits_file_astropy_reads(
         numbered = f[2].read(rows=[5, 1], columns=[54, 0])
         assert numbered.colnames == ["FFI_FILE", "TSTART"]
         assert np.array_equal(numbered["TSTART"], hdul[2].data["TSTART"][[5, 1]])
-        assert np.array_equal(numbered["FFI_FILE"], hdul[2].data["FFI_FILE"][[5, 1]])
+        names = np.char.encode(hdul[2].data["FFI_FILE"][[5, 1]], "latin-1")
+        assert np.array_equal(numbered["FFI_FILE"], names)
     assert [(h.layout.header_offset, h.layout.data_offset, h.layout.data_size) for h in f] == [
         layout[:3] for layout in cube.layout()
     ]
@@ -168,3 +169,47 @@ def test_indexing_predicts_layouts_and_scans_where_they_differ(
         assert sorted(reads(name)) == sorted(b - a for a, b in cube.header_runs())
     # c.fits: the predicted read, refused, then a scan of its own.
     assert len(reads("c.fits")) == len(reads("a.fits")) + len(same[0].header_runs())
+
+
+def test_open_and_a_cutout_take_two_round_trips_and_the_rest_comes_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cloudfits.open`` + a section of HDU 1: the first headers, then the pixels; the
+    table header after the image is read when an HDU beyond those found is asked for."""
+    cube = GeneratedCube(4, (40, 50, 17, 2))  # the table header is beyond the first read
+    path = tmp_path / "cube.fits"
+    path.write_bytes(cube.read(0, cube.size))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    key = (slice(5, 15), slice(20, 30), slice(None), slice(None))
+    with GeneratedS3Server({"cubes/c.fits": cube}) as server, fits.open(path) as hdul:
+        # Long enough that the client's work between two waves (and this process's
+        # server threads, which share its interpreter) never makes a wave look like two.
+        server.delay = 0.25
+        f = cloudfits.open("s3://tess/cubes/c.fits", endpoint_url=server.endpoint_url)
+        assert repr(f).endswith("(at least 2 HDUs)>")
+        got = f[1].section[key]
+        assert dependent_round_trips(server.records) == 2
+        assert np.array_equal(got, hdul[1].data[key])
+        assert f[0].header.tostring() == hdul[0].header.tostring()  # EXTEND as astropy's
+        assert f["PRIMARY"].number == 0
+        assert dependent_round_trips(server.records) == 2
+        server.reset()
+        server.delay = 0.05
+        assert len(f) == len(hdul) == 3
+        assert dependent_round_trips(server.records) == 1  # the table header
+        server.reset()
+        assert f.info(output=False) == hdul.info(output=False)
+        assert [h.header.tostring() for h in f] == [h.header.tostring() for h in hdul]
+        assert f[-1].number == 2
+        assert f[2].read(columns=["TSTART"])["TSTART"].tolist() == hdul[2].data["TSTART"].tolist()
+        assert [r.method for r in server.records] == ["GET"]  # the table read only
+    with GeneratedS3Server({"cubes/c.fits": cube}) as server:
+        f = cloudfits.open("s3://tess/cubes/c.fits", endpoint_url=server.endpoint_url)
+        assert f[2].name == hdul[2].name  # by number: scanned as far as HDU 2
+        f = cloudfits.open("s3://tess/cubes/c.fits", endpoint_url=server.endpoint_url)
+        assert "EXTNAME" not in f[1].header or f[f[1].name].number == 1
+        with pytest.raises(IndexError):
+            f[3]
+        with pytest.raises(KeyError):
+            f["NOSUCH"]

@@ -101,7 +101,7 @@ def cube_pieces(rf: RemoteFITS) -> tuple[fits.PrimaryHDU, fits.BinTableHDU]:
     FitsFormatError
         When ``rf`` is not laid out as a TESS cube.
     """
-    if len(rf) < 3 or not rf[1].kind.is_image or len(rf[1].shape) != 4:
+    if not rf.scanned(3) or not rf[1].kind.is_image or len(rf[1].shape) != 4:
         raise FitsFormatError(
             f"{rf.uri}: not a TESS cube (an image of 4 axes in HDU 1 and a table in HDU 2)"
         )

@@ -97,7 +97,7 @@ def _cut_image(f: Any, args: argparse.Namespace, where: Any) -> Any:
 
 
 def _is_tess_cube(f: Any) -> bool:
-    return len(f) >= 3 and f[1].kind.is_image and len(f[1].shape) == 4 and f[2].kind.is_table
+    return f.scanned(3) and f[1].kind.is_image and len(f[1].shape) == 4 and f[2].kind.is_table
 
 
 def _image_hdu(f: Any, hdu: str | None) -> Any:

@@ -8,43 +8,45 @@ from the header.
 
 from __future__ import annotations
 
-import re
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from astropy.io.fits import Header, VerifyError
-from astropy.io.fits.header import HEADER_END_RE
 from astropy.io.fits.verify import VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 
 from ..errors import FitsFormatError
 from ..fetch.cost import DEFAULT_COST_MODEL
 from .astropy_view import astropy_hdu, data_nbytes
-from .cards import END_CARD, count_card_problem, end_card_index, standard_data_size
+from .cards import CARD, count_card_problem, standard_data_size
 from .geometry import data_size
+from .headerblocks import (
+    BLOCK,
+    HeaderBuffer,
+    NotAnHDU,
+    Reader,
+    check_signature,
+    padded,
+    read_header,
+)
 
 __all__ = [
     "BLOCK",
     "CARD",
     "HDULayout",
+    "HDUScanner",
     "header_data_size",
     "padded",
     "parse_header",
     "scan_fits",
 ]
 
-BLOCK = 2880
-CARD = 80
-FITS_SIGNATURE = b"SIMPLE  =                    T"
 DEFAULT_SPECULATIVE_READ = 16 * BLOCK
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024
 #: Most bytes read where a header starts after a data block: the cost model's
 #: break-even (bytes that cost as much as one request), in whole blocks. A read of
 #: ``speculative`` bytes there would mostly fetch the next HDU's data.
 AFTER_DATA_READ = -(-DEFAULT_COST_MODEL.gap_bytes // BLOCK) * BLOCK
-
-Reader = Callable[[int, int], bytes]
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,6 @@ class HDULayout:
     header: str
 
 
-def padded(size: int) -> int:
-    """``size`` rounded up to whole 2880-byte blocks."""
-    return -(-size // BLOCK) * BLOCK
-
-
 def parse_header(text: str, *, where: str) -> Header:
     """Parse header cards with astropy, turning its complaints into `FitsFormatError`."""
     try:
@@ -90,51 +87,6 @@ def header_data_size(header: Header, *, where: str) -> int:
         return data_size(header)
     except (ValueError, VerifyError) as err:  # astropy parses card values lazily
         raise FitsFormatError(f"{where}: {err}") from err
-
-
-class _Buffer:
-    """Bytes read so far from one place in the object, extended on demand.
-
-    A request that starts inside what is held is answered by appending what is
-    missing, at least doubling the held bytes, so a long header costs few requests
-    and no byte is fetched twice.
-    """
-
-    def __init__(
-        self, read: Reader, size: int, speculative: int, initial: bytes = b"", after_data: int = 0
-    ) -> None:
-        self._read = read
-        self._size = size
-        self._speculative = speculative
-        self._after_data = min(after_data or speculative, speculative)
-        self._start = 0
-        self._data = initial[:size]
-
-    def get(self, start: int, end: int, *, where: str) -> bytes:
-        end = min(end, self._size)
-        have_end = self._start + len(self._data)
-        if not (self._start <= start and end <= have_end):
-            if self._start <= start <= have_end and self._data:
-                want = max(end - have_end, len(self._data), self._speculative)
-                self._data += self._fetch(have_end, have_end + want, where=where)
-            else:
-                self._start = start
-                # The object's start gets the speculative read; a header after a data
-                # block gets ``after_data`` (the cost model's break-even when indexing).
-                ahead = (
-                    self._speculative if start == 0 else min(self._speculative, self._after_data)
-                )
-                self._data = self._fetch(start, max(end, start + ahead), where=where)
-        return self._data[start - self._start : end - self._start]
-
-    def _fetch(self, start: int, end: int, *, where: str) -> bytes:
-        end = min(end, self._size)
-        data = self._read(start, end)
-        if len(data) != end - start:
-            raise FitsFormatError(
-                f"{where}: asked for bytes [{start}, {end}) and got {len(data)} bytes"
-            )
-        return data
 
 
 def scan_fits(
@@ -184,17 +136,92 @@ def scan_fits(
         Where astropy cannot open the object, or where data that a header announces
         is missing; the message names the object, the HDU number and the byte offset.
     """
-    buffer = _Buffer(read, size, padded(max(speculative, BLOCK)), initial, padded(after_data))
-    _check_signature(buffer, size, name=name)
-    layouts: list[HDULayout] = []
-    offset = 0
-    while offset < size:
-        number = len(layouts)
+    scanner = HDUScanner(
+        read,
+        size,
+        name=name,
+        speculative=speculative,
+        max_header_bytes=max_header_bytes,
+        initial=initial,
+        after_data=after_data,
+    )
+    while scanner.step() is not None:
+        pass
+    return scanner.layouts
+
+
+class HDUScanner:
+    """`scan_fits` one HDU at a time, so that a reader can stop where a request is due.
+
+    Construction checks the first card (it reads the first bytes when ``initial``
+    does not hold them); each `step` finds one more HDU. `in_hand` tells whether the
+    next step can start without a request: ``cloudfits.open`` scans what its first
+    read holds and leaves the headers after a large data block until they are asked
+    for. The parameters are those of `scan_fits`.
+    """
+
+    def __init__(
+        self,
+        read: Reader,
+        size: int,
+        *,
+        name: str,
+        speculative: int = DEFAULT_SPECULATIVE_READ,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        initial: bytes = b"",
+        after_data: int = 0,
+    ) -> None:
+        self._buffer = HeaderBuffer(
+            read, size, padded(max(speculative, BLOCK)), initial, padded(after_data)
+        )
+        self._size = size
+        self._name = name
+        self._limit = max_header_bytes
+        self._offset = 0
+        self.layouts: list[HDULayout] = []
+        """The HDUs found so far, in order."""
+        self.done = False
+        """True once the last HDU is found (or the scan stopped where astropy stops)."""
+        check_signature(self._buffer, size, name=name)
+
+    @property
+    def in_hand(self) -> bool:
+        """Whether the next header's first block is already read (False when done)."""
+        end = min(self._offset + BLOCK, self._size)
+        return not self.done and self._buffer.holds(self._offset, end)
+
+    def step(self) -> HDULayout | None:
+        """Find the next HDU; None when there is none (then `done` is True).
+
+        Raises
+        ------
+        FitsFormatError
+            As `scan_fits` does; the scan is then over (`done`).
+        """
+        if self.done:
+            return None
+        try:
+            layout = self._next()
+        except Exception:
+            self.done = True
+            raise
+        if layout is None:
+            self.done = True
+            return None
+        self.layouts.append(layout)
+        self._offset = layout.data_offset + padded(layout.data_size)
+        if self._offset >= self._size:
+            self.done = True
+        return layout
+
+    def _next(self) -> HDULayout | None:
+        buffer, size, name, offset = self._buffer, self._size, self._name, self._offset
+        number = len(self.layouts)
         where = f"{name}: HDU {number} at byte {offset}"
         try:
-            found = _read_header(buffer, offset, size, where=where, limit=max_header_bytes)
+            found = read_header(buffer, offset, size, where=where, limit=self._limit)
             if found is None:
-                break
+                return None
             text, data_offset = found
             # A standard header's size cards give astropy's size; astropy itself
             # sizes the others, so its rules, and its diagnosis, are the ones applied.
@@ -207,24 +234,24 @@ def scan_fits(
                 hdu = astropy_hdu(text, where=where, quiet=True)
                 quick = data_nbytes(hdu, size - data_offset, where=where)
             nbytes = quick
-        except _NotAnHDU as err:
+        except NotAnHDU as err:
             if number == 0:
                 raise FitsFormatError(f"{where}: {err}") from err
             warnings.warn(
                 f"{where}: {err}; there may be extra bytes after the last HDU, or the"
                 " object is corrupted: the HDUs before this one are read",
                 VerifyWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-            break
+            return None
         except FitsFormatError as err:
             cause = err.__cause__
             if number == 0 or not isinstance(cause, (ValueError, VerifyError)):
                 raise
             warnings.warn(
-                f"{where}: {cause}; the HDUs before this one are read", VerifyWarning, stacklevel=2
+                f"{where}: {cause}; the HDUs before this one are read", VerifyWarning, stacklevel=4
             )
-            break
+            return None
         end = data_offset + nbytes
         if end > size:
             raise FitsFormatError(
@@ -237,143 +264,6 @@ def scan_fits(
                 f" smaller than the expected size ({data_offset + padded(nbytes)}); HDU"
                 f" {number} lacks {data_offset + padded(nbytes) - size} bytes of padding",
                 AstropyUserWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        layouts.append(HDULayout(offset, data_offset, nbytes, text))
-        offset = data_offset + padded(nbytes)
-    return layouts
-
-
-class _NotAnHDU(Exception):
-    """What astropy takes as the end of the HDUs (a ValueError while reading a header)."""
-
-
-def _check_signature(buffer: _Buffer, size: int, *, name: str) -> None:
-    """astropy's test of the first card (``HDUList._readfrom``)."""
-    where = f"{name}: HDU 0 at byte 0"
-    if size == 0:
-        raise FitsFormatError(f"{where}: the object is empty")
-    first = buffer.get(0, min(CARD, size), where=where)
-    if first[:29] == FITS_SIGNATURE[:29] and first[29:30] in (b"T", b"F"):
-        return
-    if re.match(rb"SIMPLE\s*=\s*[T|F]", first):
-        warnings.warn(
-            f"{where}: Found a SIMPLE card but its format doesn't respect the FITS Standard",
-            VerifyWarning,
-            stacklevel=3,
-        )
-        return
-    raise FitsFormatError(
-        f"{where}: no SIMPLE card found, this object does not appear to be a FITS file"
-        f" (it starts with {first[:20]!r})"
-    )
-
-
-def _find_end(block: bytes, *, where: str) -> tuple[int, bytes]:
-    """astropy's search for END in one block (``Header._find_end_card``), with its warnings.
-
-    Returns the END card's offset in the block (-1 if none) and the block with an
-    invalid END card replaced by a valid one.
-    """
-    for match in HEADER_END_RE.finditer(block):
-        at = match.start()
-        if at % CARD:
-            continue
-        if match.group("invalid"):
-            trailing = block[at + 3 : at + CARD - 3].rstrip()
-            if trailing:
-                message = (
-                    f"Unexpected bytes trailing END keyword: {repr(trailing).lstrip('b')};"
-                    " these bytes will be replaced with spaces on write."
-                )
-            else:
-                message = (
-                    "Missing padding to end of the FITS block after the END keyword;"
-                    " additional spaces will be appended to the file upon writing to pad"
-                    f" out to {BLOCK} bytes."
-                )
-            warnings.warn(f"{where}: {message}", AstropyUserWarning, stacklevel=5)
-            block = block[:at] + END_CARD + block[at + CARD :]
-        return at, block
-    return -1, block
-
-
-def _strict_header(buffer: _Buffer, offset: int, size: int, *, where: str, limit: int) -> bytes:
-    """The header blocks up to an exact END card, as astropy's fast parser reads them
-    (``_utils.parse_header``); empty where that parser gives up (a short block, a
-    non-ASCII byte, no END before the end of the object) and astropy reads again."""
-    blocks: list[bytes] = []
-    start = offset
-    while start + BLOCK <= size:
-        if start - offset >= limit:
-            raise FitsFormatError(f"{where}: header longer than {limit} bytes without END")
-        block = buffer.get(start, start + BLOCK, where=where)
-        if not block.isascii():
-            return b""
-        blocks.append(block)
-        start += BLOCK
-        if end_card_index(block) >= 0:
-            return b"".join(blocks)
-    return b""
-
-
-def _read_header(
-    buffer: _Buffer, offset: int, size: int, *, where: str, limit: int
-) -> tuple[str, int] | None:
-    """The header text at ``offset`` (cards up to END) and where its data starts.
-
-    None where astropy stops without complaint: nothing left, or only zero bytes
-    (with astropy's warning). `_NotAnHDU` where astropy stops with a warning.
-    """
-    raw = _strict_header(buffer, offset, size, where=where, limit=limit)
-    if raw:
-        blocks = [raw]
-        end = end_card_index(raw)
-        is_eof = False
-    else:
-        blocks, end = _lenient_header(buffer, offset, size, where=where, limit=limit)
-        raw = b"".join(blocks)
-        is_eof = end < 0
-        end = end if end < 0 else len(raw) - len(blocks[-1]) + end
-    if raw.endswith(b"\0"):
-        if is_eof and not raw.strip(b"\0"):
-            warnings.warn(
-                f"{where}: Unexpected extra padding at the end of the file ({len(raw)} zero"
-                " bytes). This padding may not be preserved when saving changes.",
-                AstropyUserWarning,
-                stacklevel=3,
-            )
-            return None
-        warnings.warn(
-            f"{where}: Header block contains null bytes instead of spaces for padding, and"
-            " is not FITS-compliant. Nulls may be replaced with spaces upon writing.",
-            AstropyUserWarning,
-            stacklevel=3,
-        )
-    if len(raw) % BLOCK:
-        raise _NotAnHDU(f"Header size is not multiple of {BLOCK}: {len(raw)}")
-    if end < 0:
-        raise FitsFormatError(
-            f"{where}: header has no END card before the end of the object ({size} bytes)"
-        )
-    return raw[: end + CARD].decode("latin-1"), offset + len(raw)
-
-
-def _lenient_header(
-    buffer: _Buffer, offset: int, size: int, *, where: str, limit: int
-) -> tuple[list[bytes], int]:
-    """The blocks astropy's full parser reads (``Header._from_blocks``), the last one
-    possibly short, and the END card's offset in the last block (-1: none)."""
-    blocks: list[bytes] = []
-    start = offset
-    end = -1
-    while start < size:
-        if start - offset >= limit:
-            raise FitsFormatError(f"{where}: header longer than {limit} bytes without END")
-        block = buffer.get(start, min(start + BLOCK, size), where=where)
-        end, block = _find_end(block, where=where)
-        blocks.append(block)
-        start += len(block)
-        if end >= 0:
-            break
-    return blocks, end
+        return HDULayout(offset, data_offset, nbytes, text)

@@ -21,15 +21,16 @@ from ..fits.geometry import (
     scale_image,
 )
 from ..fits.planner import plan_section
-from ..fits.scan import HDULayout, parse_header
+from ..fits.scan import HDULayout, HDUScanner, parse_header
 from ..providers.location import ObjectLocation
 from .compressed import TileCompressedImage
 from .gzipped import reader_for
-from .info import hdu_summary, print_info
+from .info import hdu_repr, hdu_summary, print_info
+from .lazy_hdus import LazyHDUs
 from .lookup import check_layout, has_hdu, hdu_number, no_data_reason
 from .section import Section, iter_chunks, split_fetch_options
 from .sky import cutout, header_wcs
-from .tables import column_definitions, read_table, row_count
+from .tables import column_definitions, read_table, row_count, table_item
 
 if TYPE_CHECKING:
     import dask.array
@@ -51,12 +52,7 @@ class RemoteHDU:
         self._layout_checked = False
 
     def __repr__(self) -> str:
-        name = f" {self.name!r}" if self.name else ""
-        try:
-            what = f"{self.kind.value} {self.shape} {self.dtype}"
-        except (ValueError, TypeError, KeyError):  # a malformed header still has a repr
-            what = self.kind.value
-        return f"<RemoteHDU {self.number}{name} ({what}) of {self.file.uri}>"
+        return hdu_repr(self)
 
     @cached_property
     def stored_header(self) -> Header:
@@ -91,7 +87,8 @@ class RemoteHDU:
         """
         if self.kind.is_compressed:
             return self.compressed.header.copy()
-        return presented_header(self._astropy, self.number, len(self.file)).copy()
+        count = 2 if self.file.scanned(2) else 1  # all that astropy's EXTEND rule asks
+        return presented_header(self._astropy, self.number, count).copy()
 
     @property
     def _image_header(self) -> Header:
@@ -276,19 +273,8 @@ class RemoteHDU:
         return read_table(self, rows, columns, options)
 
     def __getitem__(self, key: Any) -> Any:
-        if self.kind.is_image:
-            return self.read_section(key)
-        if isinstance(key, str):
-            return self.read(columns=[key])[key]
-        if isinstance(key, tuple) and len(key) == 2:
-            row, column = key
-            table = self.read(rows=[row], columns=[column])
-            return table[table.colnames[0]][0]
-        if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
-            return self.read(columns=key)
-        if isinstance(key, (int, np.integer)):
-            return self.read(rows=[key])[0]
-        return self.read(rows=key)
+        """``data[key]`` of an image; of a table, what `table_item` says ``key`` picks."""
+        return self.read_section(key) if self.kind.is_image else table_item(self, key)
 
     def __iter__(self) -> Iterator[Any]:
         """Table rows (or image planes along the first axis), a chunk per request."""
@@ -329,7 +315,8 @@ class RemoteFITS:
     """A FITS object in a store, opened from an index entry or by scanning its headers.
 
     Indexing gives `RemoteHDU` objects: by number, by EXTNAME, or by ``(EXTNAME,
-    EXTVER)``. ``stats`` counts the requests and bytes of every read of this file.
+    EXTVER)``; HDUs that ``scanner`` has not found yet are scanned when asked for.
+    ``stats`` counts the requests and bytes of every read of this file.
     """
 
     def __init__(
@@ -343,6 +330,7 @@ class RemoteFITS:
         fetch_options: FetchOptions | None = None,
         stats: ReadStats | None = None,
         location: ObjectLocation | None = None,
+        scanner: HDUScanner | None = None,
     ) -> None:
         self.reader = reader
         self.location = location
@@ -351,7 +339,16 @@ class RemoteFITS:
         self.etag = etag
         self.fetch_options = fetch_options or FetchOptions.from_environment()
         self.live_stats = stats or ReadStats()
-        self.hdus = [RemoteHDU(self, i, layout) for i, layout in enumerate(layouts)]
+        self._hdus = LazyHDUs(layouts, lambda i, layout: RemoteHDU(self, i, layout), scanner)
+
+    @property
+    def hdus(self) -> list[RemoteHDU]:
+        """Every HDU, in order (the headers not yet scanned are read first)."""
+        return self._hdus.all()
+
+    def scanned(self, count: int) -> bool:
+        """Whether the object has at least ``count`` HDUs, scanning only as far as needed."""
+        return self._hdus.at_least(count)
 
     @classmethod
     def from_location(
@@ -406,14 +403,14 @@ class RemoteFITS:
         self.live_stats.reset()
 
     def __repr__(self) -> str:
-        n = len(self.hdus)
-        return f"<RemoteFITS {self.uri} ({n} HDU{'' if n == 1 else 's'})>"
+        n, complete = self._hdus.found, self._hdus.complete
+        return f"<RemoteFITS {self.uri} ({'' if complete else 'at least '}{n} HDU{'s' * (n != 1)})>"
 
     def __len__(self) -> int:
         return len(self.hdus)
 
     def __iter__(self) -> Iterator[RemoteHDU]:
-        return iter(self.hdus)
+        return iter(self._hdus)
 
     def __enter__(self) -> RemoteFITS:
         return self
@@ -440,7 +437,7 @@ class RemoteFITS:
         """An HDU by number, EXTNAME or ``(EXTNAME, EXTVER)``; a slice gives a list."""
         if isinstance(key, slice):
             return self.hdus[key]
-        return self.hdus[self.index_of(key)]
+        return self._hdus[self.index_of(key)]
 
     def info(self, output: TextIO | bool | None = None) -> list[tuple[Any, ...]] | None:
         """Print a summary of the HDUs, like astropy's ``HDUList.info``.

@@ -10,7 +10,7 @@ from ..fits.geometry import HDUKind, axis_lengths, card_value
 if TYPE_CHECKING:
     from .hdulist import RemoteFITS, RemoteHDU
 
-__all__ = ["hdu_summary", "print_info"]
+__all__ = ["hdu_repr", "hdu_summary", "print_info"]
 
 _TYPE_NAMES = {
     HDUKind.PRIMARY: "PrimaryHDU",
@@ -62,6 +62,16 @@ def hdu_summary(hdu: RemoteHDU) -> tuple[int, str, Any, str, int, Any, str, str]
         fmt,
         extra,
     )
+
+
+def hdu_repr(hdu: RemoteHDU) -> str:
+    """``<RemoteHDU 1 'SCI' (image (64, 56) float32) of s3://...>``."""
+    name = f" {hdu.name!r}" if hdu.name else ""
+    try:
+        what = f"{hdu.kind.value} {hdu.shape} {hdu.dtype}"
+    except (ValueError, TypeError, KeyError):  # a malformed header still has a repr
+        what = hdu.kind.value
+    return f"<RemoteHDU {hdu.number}{name} ({what}) of {hdu.file.uri}>"
 
 
 def print_info(fits: RemoteFITS, output: TextIO | bool | None) -> list[tuple[Any, ...]] | None:

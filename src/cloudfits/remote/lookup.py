@@ -25,14 +25,16 @@ def hdu_number(f: RemoteFITS, key: int | str | tuple[str, int]) -> int:
     KeyError
         For a name (or name and version) that no HDU has.
     """
-    count = len(f.hdus)
     if isinstance(key, (int, np.integer)):
         number = int(key)
+        if number >= 0 and f.scanned(number + 1):
+            return number  # the scan went no further than this HDU
+        count = len(f)
         if not -count <= number < count:
             raise IndexError(f"{f.uri} has {count} HDU{'' if count == 1 else 's'}; no HDU {number}")
         return number % count
     name, ver = (key, None) if isinstance(key, str) else key
-    for hdu in f.hdus:
+    for hdu in f:  # the first match, scanning no further (as astropy's HDUList)
         if hdu.name.upper() == str(name).upper() and (ver is None or hdu.ver == ver):
             return hdu.number
     raise KeyError(f"{f.uri} has no HDU named {key!r}")

@@ -10,7 +10,7 @@ from astropy.io.fits import Header
 from ..fetch.pool import shared_pool
 from ..fetch.reader import ObjectReader
 from ..fetch.stats import ReadStats, process_stats
-from ..fits.scan import DEFAULT_SPECULATIVE_READ, padded, scan_fits
+from ..fits.scan import DEFAULT_SPECULATIVE_READ, HDUScanner, padded
 from ..providers.location import ObjectLocation
 from .gzipped import GzippedReader, compression_of
 from .gzipstream import scan_gzip
@@ -20,7 +20,7 @@ __all__ = ["getdata", "getheader", "open"]
 
 
 def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
-    """Open a FITS object by URI, scanning its headers now (no index needed).
+    """Open a FITS object by URI, scanning its headers (no index needed).
 
     Parameters
     ----------
@@ -34,8 +34,12 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
     Notes
     -----
     The object's size (``head``) and its first ``speculative_read`` bytes are
-    requested at once; a file whose headers all sit in those bytes, or in one more
-    read after a data block, opens in one or two dependent round trips.
+    requested at once: one round trip. The headers in those bytes are scanned now;
+    a header after a data block beyond them is read when it is first needed (an HDU
+    past those found, ``len(f)``, ``f.info()``, a name not found yet), as astropy
+    reads HDUs lazily: a section read of HDU 1 of a TESS cube starts after one round
+    trip, and the table header, 45 GB on, costs one more only when it is used.
+    Errors and warnings about those later headers come when they are read.
 
     A whole-file gzip object (told by its first bytes, whatever its name) is
     decompressed once from start to end to find its HDUs and seek points, which is
@@ -77,10 +81,17 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
             workers=fetch_options.max_concurrency,
         )
         reader = GzippedReader(reader, points, info.size)
+        scanner = None
     else:
-        layouts = scan_fits(
+        # The headers the first read holds are scanned now; those after a data block
+        # (a TESS cube's table, 45 GB on) when an HDU beyond is asked for, so that a
+        # read of HDU 1 starts right away.
+        scanner = HDUScanner(
             reader.read, info.size, name=shown, speculative=speculative, initial=first
         )
+        while scanner.in_hand:
+            scanner.step()
+        layouts = scanner.layouts
     return RemoteFITS(
         reader,
         layouts,
@@ -90,6 +101,7 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
         fetch_options=fetch_options,
         stats=stats,
         location=location,
+        scanner=scanner,
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "row_indices",
     "row_nbytes",
     "row_count",
+    "table_item",
 ]
 
 
@@ -315,6 +316,22 @@ def read_with_text_nulls(table_hdu: Any) -> Table:
     for name, mask in nulls.items():
         table[name] = MaskedColumn(table[name], mask=np.ma.getmaskarray(table[name]) | mask)
     return table
+
+
+def table_item(hdu: RemoteHDU, key: Any) -> Any:
+    """``hdu[key]`` of a table: a column (name), a cell (row, column), a table of
+    columns (list of names), a row (int), or a table of rows (anything ``rows`` takes)."""
+    if isinstance(key, str):
+        return hdu.read(columns=[key])[key]
+    if isinstance(key, tuple) and len(key) == 2:
+        row, column = key
+        table = hdu.read(rows=[row], columns=[column])
+        return table[table.colnames[0]][0]
+    if isinstance(key, list) and key and all(isinstance(k, str) for k in key):
+        return hdu.read(columns=key)
+    if isinstance(key, (int, np.integer)):
+        return hdu.read(rows=[key])[0]
+    return hdu.read(rows=key)
 
 
 def _column_names(available: list[str], columns: Any) -> list[str]:

@@ -16,6 +16,7 @@ from ...errors import ProviderError, UnsupportedOperationError
 from ...uri import redact_uri
 from ..answers import RangeAnswer, header_int, read_body, read_whole_into, unquote_etag
 from ..base import ObjectInfo, check_content_range
+from ..deadline import deadline_passed, deadline_pool_manager, request_deadline
 from ..kit import (
     ErrorKind,
     ProviderEdges,
@@ -64,7 +65,7 @@ class HTTPSProvider(ProviderEdges):
             with self._lock:
                 if self._pool is None:
                     c = self.config
-                    self._pool = urllib3.PoolManager(
+                    self._pool = deadline_pool_manager(
                         maxsize=c.max_pool_connections,
                         block=False,
                         cert_reqs="CERT_REQUIRED" if c.verify else "CERT_NONE",
@@ -119,17 +120,25 @@ class HTTPSProvider(ProviderEdges):
             extra["timeout"] = urllib3.Timeout(
                 connect=min(c.connect_timeout, left), read=min(c.read_timeout, left)
             )
+        cut = False
         try:
-            response = self.pool.request(
-                method, url, headers={**auth, **headers}, preload_content=preload, **extra
-            )
+            with request_deadline(deadline):
+                try:
+                    response = self.pool.request(
+                        method, url, headers={**auth, **headers}, preload_content=preload, **extra
+                    )
+                finally:
+                    cut = deadline_passed()
         except (urllib3.exceptions.SSLError, urllib3.exceptions.LocationValueError) as err:
             raise self.error(ErrorKind.OTHER, what, path, type(err).__name__) from err
-        except urllib3.exceptions.MaxRetryError as err:
-            reason = type(err.reason).__name__ if err.reason is not None else "MaxRetryError"
-            raise self.error(ErrorKind.TRANSIENT, what, path, reason) from err
         except urllib3.exceptions.HTTPError as err:
-            raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from err
+            if cut:  # the status line and headers came slower than the deadline allows
+                detail = "slower than the read deadline allows"
+            elif isinstance(err, urllib3.exceptions.MaxRetryError) and err.reason is not None:
+                detail = type(err.reason).__name__
+            else:
+                detail = type(err).__name__
+            raise self.error(ErrorKind.TRANSIENT, what, path, detail) from err
         status = response.status
         if status >= 400 and not preload:
             response.drain_conn()

@@ -25,6 +25,7 @@ from botocore.httpsession import get_cert_path
 from ...errors import StaleIndexError, TransientProviderError
 from ..answers import RangeAnswer, header_int, read_body, read_whole_into, unquote_etag
 from ..base import check_content_range
+from ..deadline import deadline_passed, deadline_pool_manager, request_deadline
 from ..kit import copy_into, read_body_into
 
 __all__ = ["BucketUrls", "PresignedReads"]
@@ -64,7 +65,7 @@ class PresignedReads:
         self._headers = headers
         self._urls: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
-        self._pool = urllib3.PoolManager(
+        self._pool = deadline_pool_manager(
             maxsize=pool_size,
             block=False,
             cert_reqs="CERT_REQUIRED",
@@ -168,15 +169,23 @@ class PresignedReads:
             )
         what = f"{uri}: reading bytes [{start}, {end})"
         try:
-            response = self._pool.request(
-                "GET",
-                url,
-                headers=headers,
-                preload_content=False,
-                redirect=False,
-                timeout=timeout,
-            )
+            with request_deadline(deadline):
+                try:
+                    response = self._pool.request(
+                        "GET",
+                        url,
+                        headers=headers,
+                        preload_content=False,
+                        redirect=False,
+                        timeout=timeout,
+                    )
+                finally:
+                    cut = deadline_passed()
         except urllib3.exceptions.HTTPError:
+            if cut:  # the botocore path would wait for the same slow server
+                raise TransientProviderError(
+                    f"{what}: slower than the read deadline allows"
+                ) from None
             return None  # the botocore path retries and reports
         try:
             status = response.status

@@ -1,0 +1,102 @@
+"""urllib3 pools whose answers must begin by the read's deadline.
+
+A socket's read timeout bounds each wait for a byte, not the whole answer: a server
+that sends its status line and headers one byte at a time, each within the timeout,
+holds a request open for as long as it likes. `read_body` bounds the body; this
+bounds the part before it. The pools of `deadline_pool_manager` make connections
+whose ``getresponse`` is watched by `cloudfits.providers.answers.deadlines` when the
+request runs inside `request_deadline`: when the deadline passes, the socket is shut
+down, the wait ends at once with `ReadDeadlineExceeded` (which urllib3 does not retry:
+the deadline covers the retries too), and `deadline_passed` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .answers import deadlines
+
+__all__ = [
+    "ReadDeadlineExceeded",
+    "deadline_passed",
+    "deadline_pool_manager",
+    "request_deadline",
+]
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def request_deadline(deadline: float | None) -> Iterator[None]:
+    """Requests made by this thread inside the block must have their status line and
+    headers by ``deadline`` (a `time.monotonic` value; None: no bound)."""
+    before = getattr(_local, "deadline", None)
+    _local.deadline, _local.fired = deadline, False
+    try:
+        yield
+    finally:
+        _local.deadline = before
+
+
+def deadline_passed() -> bool:
+    """Whether the last `request_deadline` block of this thread was cut by its deadline."""
+    return bool(getattr(_local, "fired", False))
+
+
+class ReadDeadlineExceeded(urllib3.exceptions.HTTPError):
+    """The status line and headers did not arrive by the read's deadline."""
+
+
+class _Watched:
+    """``getresponse`` under the thread's request deadline."""
+
+    sock: Any
+
+    def getresponse(self) -> Any:
+        deadline = getattr(_local, "deadline", None)
+        sock = self.sock
+        token = None
+        if deadline is not None and isinstance(sock, socket.socket):
+            token = deadlines.watch(sock, deadline)
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        except Exception as err:
+            if token is not None and deadlines.release(token):
+                _local.fired = True
+                raise ReadDeadlineExceeded("the answer did not begin by the deadline") from err
+            raise
+        finally:
+            if token is not None and deadlines.release(token):
+                _local.fired = True
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def deadline_pool_manager(**kwargs: Any) -> urllib3.PoolManager:
+    """A `urllib3.PoolManager` (same arguments) whose connections honour
+    `request_deadline`."""
+    manager = urllib3.PoolManager(**kwargs)
+    manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    return manager

@@ -31,8 +31,10 @@ __all__ = [
     "RangeAnswer",
     "deadlines",
     "header_int",
+    "read_answer",
     "read_body",
     "read_whole_into",
+    "seconds_left",
     "socket_of",
     "unquote_etag",
 ]
@@ -88,6 +90,13 @@ def header_int(value: Any) -> int | None:
         return int(str(value).strip()) if value is not None else None
     except ValueError:
         return None
+
+
+def seconds_left(deadline: float | None, timeout: float) -> float:
+    """A socket timeout of at most ``timeout`` seconds that ends by ``deadline``."""
+    if deadline is None:
+        return timeout
+    return max(0.001, min(timeout, deadline - time.monotonic()))
 
 
 class _Watchdog:
@@ -223,3 +232,44 @@ def read_whole_into(
             return 0, False
         skipped += n
     return read_body(response, out, deadline=deadline, what=what)
+
+
+def read_answer(
+    response: Any,
+    headers: Any,
+    start: int,
+    out: memoryview,
+    *,
+    deadline: float | None,
+    what: str,
+    version_header: str = "ETag",
+) -> RangeAnswer:
+    """Read the body of a range answer into ``out`` and report it, unchecked.
+
+    ``response`` is the urllib3 response of a ``GET`` sent with ``Range`` and
+    ``Accept-Encoding: identity`` (for ``requests``, its ``raw``), ``headers`` its
+    headers (looked up without regard to case). A 206 body is read one byte past
+    ``out``; a 200 body from the object's start, up to the range's end and one byte
+    more; other answers are not read. ``version_header`` names the header that tells
+    the object's version (``x-goog-generation`` for GCS, whose index holds generations). Errors of
+    the body and the deadline are raised as `read_body` raises them.
+    """
+    status = int(response.status)
+    got, more = 0, False
+    if status == 206:
+        got, more = read_body(response, out, deadline=deadline, what=what)
+    elif status == 200:
+        got, more = read_whole_into(response, start, out, deadline=deadline, what=what)
+    encoding = headers.get("Content-Encoding")
+    return RangeAnswer(
+        status=status,
+        received=got,
+        overflow=more,
+        content_range=headers.get("Content-Range"),
+        content_length=header_int(headers.get("Content-Length")),
+        content_encoding=str(encoding).lower() if encoding else None,
+        etag=unquote_etag(headers.get(version_header)),
+        # The bytes before the range, and the one byte past it read to see whether
+        # the body goes on, came over the network too.
+        skipped=start + int(more) if status == 200 and got else 0,
+    )

@@ -48,7 +48,8 @@ class HostileRates:
     slowloris : float
         The real answer's head, then its body at `FaultProxy.slow_rate` bytes a second.
     replaced : float
-        Other bytes of the same length, with another ``ETag``: a replaced object.
+        Other bytes of the same length, with another ``ETag`` (and, where the answer
+        has one, another ``x-goog-generation``): a replaced object.
     redirect : float
         A ``302`` to the same target on `FaultProxy.redirect_to` (another host).
     """
@@ -130,6 +131,8 @@ async def hostile_answer(
     elif kind == "replaced":
         payload = bytes(b ^ 0x5A for b in payload)
         out = _set(headers, "ETag", '"replaced-0123456789abcdef"')
+        if any(k.lower() == "x-goog-generation" for k, _ in headers):
+            out = _set(out, "x-goog-generation", "9" * 16)  # GCS names versions so
     elif kind == "redirect" and redirect_to is not None:
         body = b"moved"
         writer.write(

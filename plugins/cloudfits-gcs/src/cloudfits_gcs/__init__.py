@@ -6,7 +6,7 @@ entry point group. The Google SDK is imported only when a ``gs://`` URI is first
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cloudfits import ProviderSpec
@@ -20,10 +20,12 @@ __version__ = "0.1.0"
 class GCSConfig:
     """Options of the ``gcs`` provider.
 
-    Credentials are never options: google-auth finds them in the environment
+    Credentials come from the environment: google-auth finds them
     (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default login``, the
-    metadata server). Without any (``anonymous="auto"``), requests are anonymous, which
-    reads public buckets.
+    metadata server), unless an access ``token`` is given. Without any
+    (``anonymous="auto"``), requests are anonymous, which reads public buckets. A token
+    never appears in the configuration's ``repr``, in messages or in an index, and is
+    sent to the store's endpoint only.
 
     Attributes
     ----------
@@ -34,9 +36,13 @@ class GCSConfig:
         ``userProject``); sent on every request when set.
     endpoint_url : str or None
         Another endpoint (an emulator); default ``STORAGE_EMULATOR_HOST``, else Google's.
+    token : str or None
+        An OAuth 2.0 access token (``gcloud auth print-access-token``), sent as
+        ``Authorization: Bearer``; it is not refreshed, so it serves until it expires.
     anonymous : bool or "auto"
-        ``"auto"`` (the default): Application Default Credentials when google-auth finds
-        them, an anonymous client when it finds none (one INFO log line says so).
+        ``"auto"`` (the default): the ``token`` when given, else Application Default
+        Credentials when google-auth finds them, else an anonymous client (one INFO log
+        line says so).
         ``True``: no credentials even when the environment has some. ``False``:
         credentials are required, and their absence is an error.
     timeout : float
@@ -50,6 +56,7 @@ class GCSConfig:
     project: str | None = None
     billing_project: str | None = None
     endpoint_url: str | None = None
+    token: str | None = field(default=None, repr=False)
     anonymous: bool | Literal["auto"] = "auto"
     timeout: float = 60.0
     max_pool_connections: int = 64

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import http.client
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 import google.auth.exceptions
+import google.oauth2.credentials
 import requests.adapters
+import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
@@ -15,6 +19,7 @@ from google.cloud import storage
 
 from cloudfits import AccessDeniedError, CloudFitsError, ObjectInfo
 from cloudfits.providers import kit
+from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
 from cloudfits.providers.kit import ErrorKind
 
 from . import GCSConfig
@@ -50,7 +55,14 @@ class GCSProvider(kit.ProviderEdges):
         c = self.config
         options = ClientOptions(api_endpoint=c.endpoint_url) if c.endpoint_url else None
         client: Any = None
-        if c.anonymous is not True:
+        if c.token is not None and c.anonymous is not True:
+            credentials = google.oauth2.credentials.Credentials(token=c.token)  # type: ignore[no-untyped-call]
+            client = storage.Client(
+                project=c.project or "unknown",
+                credentials=credentials,
+                client_options=options,
+            )
+        elif c.anonymous is not True:
             try:
                 client = storage.Client(project=c.project, client_options=options)
             except google.auth.exceptions.DefaultCredentialsError as err:
@@ -158,6 +170,69 @@ class GCSProvider(kit.ProviderEdges):
             self._check_served_generation(path, etag, what, blob)
         self.check_length(path, start, end, len(data))
         return data
+
+    def read_range(
+        self,
+        path: str,
+        start: int,
+        out: memoryview,
+        *,
+        etag: str | None = None,
+        deadline: float | None = None,
+    ) -> RangeAnswer:
+        """Read bytes from ``start`` into ``out`` and report the answer, unchecked.
+
+        One media download on the client's authorized session, with ``Range``,
+        ``Accept-Encoding: identity`` and, with ``etag``, the generation asked for.
+        The answer's version is its ``x-goog-generation`` header; where the store sends
+        none, a pinned read is compared with the live object's generation after the
+        body (generations only grow). The range engine checks the `RangeAnswer`
+        (`cloudfits.fetch.checks`); the body is read one byte past the range, without
+        decoding, by ``deadline``.
+        """
+        kit.check_start(start, self.uri(path))
+        end = start + len(out)
+        what = kit.reading(start, end)
+        blob = self._blob(path, _generation(etag, path))
+        headers = {"Range": f"bytes={start}-{max(start, end - 1)}", "Accept-Encoding": "identity"}
+        timeout = seconds_left(deadline, self.config.timeout)
+        try:
+            # The SDK's downloads read and check the body themselves: the request is
+            # made on its session, to the URL its downloads use.
+            url = blob._get_download_url(self.client)
+            response = self.client._http.request(
+                "GET", url, headers=headers, stream=True, timeout=(timeout, timeout)
+            )
+        except google.auth.exceptions.GoogleAuthError as err:
+            raise self._error(err, path, what) from err
+        except requests.RequestException as err:
+            raise self._error(err, path, what) from None  # its text holds the URL
+        status = response.status_code
+        if status >= 400 and status != 416:
+            response.close()
+            if status == 404 and etag is not None:
+                self._check_generation(path, etag, what)
+            error = gexc.from_http_status(status, f"HTTP {status}")  # type: ignore[no-untyped-call]
+            raise self._error(error, path, what)
+        shown = f"gcs: {what} {self.uri(path)}"
+        try:
+            answer = read_answer(
+                response.raw,
+                response.headers,
+                start,
+                out,
+                deadline=deadline,
+                what=shown,
+                version_header="x-goog-generation",
+            )
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
+            raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from None
+        finally:
+            response.close()
+        if etag is not None and answer.etag is None and answer.status in (200, 206):
+            self._check_generation(path, etag, what)
+            answer = dataclasses.replace(answer, etag=etag)
+        return answer
 
     def _check_served_generation(self, path: str, etag: str, what: str, blob: Any) -> None:
         """Raise StaleIndexError unless the bytes just read are of generation ``etag``.

@@ -64,9 +64,9 @@ class LibcloudConfig:
 
 
 def _make_provider(config: LibcloudConfig, scheme: str) -> LibcloudProvider:
-    from .provider import LibcloudProvider
+    from .provider import make_provider
 
-    return LibcloudProvider(config, scheme[len(SCHEME_PREFIX) :])
+    return make_provider(config, scheme[len(SCHEME_PREFIX) :])
 
 
 cloudfits_register_providers = kit.registers(

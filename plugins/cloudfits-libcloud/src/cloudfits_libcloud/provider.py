@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.client
 import os
 import threading
 from collections.abc import Iterator
@@ -9,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from libcloud.common.types import InvalidCredsError, LibcloudError
 from libcloud.storage.base import Container, Object, StorageDriver
 from libcloud.storage.providers import get_driver
@@ -19,11 +23,12 @@ from libcloud.storage.types import (
 
 from cloudfits import CloudFitsError, ObjectInfo, ProviderConfigError
 from cloudfits.providers import kit
+from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
 from cloudfits.providers.kit import ErrorKind
 
 from . import LibcloudConfig
 
-__all__ = ["LibcloudProvider"]
+__all__ = ["CheckedLibcloudProvider", "LibcloudProvider", "make_provider"]
 
 #: Drivers that speak S3 and take AWS_* credentials and AWS_ENDPOINT_URL by default.
 _S3_FAMILY = ("s3", "minio", "s3_rgw", "digitalocean_spaces", "scaleway", "ovh", "wasabi")
@@ -215,3 +220,111 @@ class LibcloudProvider(kit.ProviderEdges):
             str(etag).strip('"') if etag else None,
             str(modified) if modified else None,
         )
+
+
+class _KeptResponse:
+    """A libcloud raw response class that keeps the ``requests`` response unread."""
+
+    def __init__(self, connection: Any, response: Any = None) -> None:
+        self.response = response
+
+
+@contextlib.contextmanager
+def _raw_identity(connection: Any, timeout: float) -> Iterator[None]:
+    """Let one raw request of ``connection`` go out as a range read needs it.
+
+    Libcloud asks for gzip on every request, reads (and parses) the body of any raw
+    answer other than a 200 and sends raw requests without a timeout: for the request
+    made in this block, ``Accept-Encoding`` is ``identity`` (set before the request is
+    signed), the answer is kept unread and the socket times out after ``timeout``.
+    The driver belongs to one thread, so the changes are seen by this request only.
+    """
+    if connection.connection is None:
+        connection.connect()
+    session = connection.connection.session
+    signing = connection.pre_connect_hook
+
+    def identity(params: Any, headers: dict[str, str]) -> Any:
+        headers["Accept-Encoding"] = "identity"
+        return signing(params, headers)
+
+    connection.rawResponseCls = _KeptResponse
+    connection.pre_connect_hook = identity
+    session.send = functools.partial(session.send, timeout=(timeout, timeout))
+    try:
+        yield
+    finally:
+        del connection.rawResponseCls, connection.pre_connect_hook, session.send
+
+
+class CheckedLibcloudProvider(LibcloudProvider):
+    """A `LibcloudProvider` whose range reads report their answers to the range engine.
+
+    For drivers that name an object's request path (the S3 family, Azure Blobs,
+    Google Storage and OSS): the ranged ``GET`` goes through the driver's connection,
+    which signs it, and the answer is reported unchecked (`read_range`).
+    """
+
+    def read_range(
+        self,
+        path: str,
+        start: int,
+        out: memoryview,
+        *,
+        etag: str | None = None,
+        deadline: float | None = None,
+    ) -> RangeAnswer:
+        """Read bytes from ``start`` into ``out`` and report the answer, unchecked.
+
+        The request carries ``Range``, ``Accept-Encoding: identity`` and, with
+        ``etag``, ``If-Match`` (which S3 and Azure honour); the range engine checks
+        the `RangeAnswer` (`cloudfits.fetch.checks`). The body is read one byte past
+        the range, without decoding, by ``deadline``.
+        """
+        kit.check_start(start, self.uri(path))
+        end = start + len(out)
+        what = kit.reading(start, end)
+        container_name, key = _split(path, self.driver_name)
+        driver: Any = self.driver
+        container = Container(name=container_name, extra={}, driver=driver)
+        headers = {"Range": f"bytes={start}-{max(start, end - 1)}"}
+        if etag is not None:
+            headers["If-Match"] = f'"{etag}"'
+        connection = driver.connection
+        try:
+            with _raw_identity(connection, seconds_left(deadline, connection.timeout or 60.0)):
+                kept = connection.request(
+                    driver._get_object_path(container, key),
+                    method="GET",
+                    headers=headers,
+                    raw=True,
+                    stream=True,
+                )
+        except (LibcloudError, requests.RequestException) as err:
+            raise self._error(err, path, what) from err
+        response: requests.Response = kept.response
+        status = response.status_code
+        if status >= 400 and status != 416:
+            response.close()
+            kind = kit.kind_of_status(status)
+            if kind is ErrorKind.DENIED:
+                raise self._error(InvalidCredsError(str(status)), path, what)
+            detail = {ErrorKind.NOT_FOUND: "not found", ErrorKind.STALE: ""}.get(kind, "")
+            raise self.error(kind, what, path, detail or f"HTTP {status}")
+        shown = f"{self.scheme}: {what} {self.uri(path)}"
+        try:
+            return read_answer(
+                response.raw, response.headers, start, out, deadline=deadline, what=shown
+            )
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as err:
+            raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from err
+        finally:
+            response.close()
+
+
+def make_provider(config: LibcloudConfig, driver: str) -> LibcloudProvider:
+    """The provider of ``driver``: a `CheckedLibcloudProvider` where the driver allows."""
+    provider = LibcloudProvider(config, driver)
+    if hasattr(provider._driver_class, "_get_object_path"):
+        return CheckedLibcloudProvider(config, driver)
+    return provider

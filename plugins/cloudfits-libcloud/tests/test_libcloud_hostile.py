@@ -149,6 +149,7 @@ def test_high_2_3_each_hostile_answer_is_refused_every_time(
         if kind == "redirect":
             with contextlib.suppress(CloudFitsError):  # exact, or refused
                 assert reader.read(5000, 9000) == expected
+            assert elsewhere.records  # followed, without the credentials
             assert all("authorization" not in r.headers for r in elsewhere.records)
             return
         with pytest.raises(ALWAYS_REFUSED[kind]):

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -391,3 +392,39 @@ def test_first_reads_follow_the_headers_of_the_objects_scanned_before(tmp_path: 
             assert [(h.header_offset, h.data_offset) for h in entry.hdus] == [
                 (h._header_offset, h._data_offset) for h in local
             ]
+
+
+def _hostile_header_file(path: Path, *evil: str) -> Path:
+    """A FITS file whose header carries the cards ``evil`` (terminal escape sequences)."""
+    primary = fits.PrimaryHDU(np.zeros((2, 2), np.int16)).header.tostring()
+    cards = [primary[i : i + 80] for i in range(0, len(primary), 80)]
+    end = cards.index("END".ljust(80))
+    cards[end:end] = [card.ljust(80) for card in evil]
+    text = "".join(cards)
+    text += " " * (-len(text) % 2880)
+    path.write_bytes(text.encode("latin-1") + bytes(2880))
+    return path
+
+
+def test_control_characters_from_a_header_never_reach_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _hostile_header_file(tmp_path / "evil.fits", "COMMENT \x1b]0;owned\x07 \x1b[2J\rgone")
+    for command in (["headers", str(path)], ["info", str(path)], ["headers", str(path), "--json"]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(command) == 0
+        out = capsys.readouterr().out
+        assert not any(ord(c) < 32 and c not in "\t\n" for c in out), (command, out)
+        if command[-1] == "--json":
+            cards = json.loads(out)[0]["cards"]
+            assert any("\x1b]0;owned" in str(c["value"]) for c in cards)  # the data kept
+        elif command[0] == "headers":
+            assert "\\u001b]0;owned\\u0007" in out
+            assert "\\u000dgone" in out
+    # A value astropy refuses to show: the command fails as astropy does, and its
+    # message shows the characters escaped.
+    bad = _hostile_header_file(tmp_path / "bad.fits", "OBJECT  = 'M31\x1b[31m'")
+    main(["headers", str(bad)])
+    shown = capsys.readouterr()
+    assert not any(ord(c) < 32 and c not in "\t\n" for c in shown.out + shown.err), shown

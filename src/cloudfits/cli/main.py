@@ -35,6 +35,7 @@ from .index import add_arguments as _add_index_arguments
 from .index import run as run_index
 from .pricing import prices, summary_line
 from .providers import print_providers
+from .terminal import escape_controls, escaped_stdout
 from .verify import verify_parser
 
 __all__ = [
@@ -156,7 +157,7 @@ def _for_cli(err: BaseException) -> str:
     """The message of ``err`` with its advice in command-line flags."""
     if isinstance(err, CloudFitsError) and err.hint:
         err.hint = cli_hint(err.hint)
-    return redact_text(str(err))
+    return escape_controls(redact_text(str(err)))
 
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -165,8 +166,9 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         if hasattr(args, "price_per_gb"):
             prices(args)  # a bad price is a usage error before anything is read
-        code = int(args.run(args))
-        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        with escaped_stdout():
+            code = int(args.run(args))
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except BrokenPipeError:
         # The reader stopped (``| head``): what it wanted was written; say nothing more.
@@ -176,7 +178,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_OK
     except UsageError as err:
         parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: {redact_text(str(err))}", file=sys.stderr)
+        print(f"{parser.prog}: error: {escape_controls(redact_text(str(err)))}", file=sys.stderr)
         return EXIT_USAGE
     except ProviderConfigError as err:
         print(f"{parser.prog}: error: {_for_cli(err)}", file=sys.stderr)
@@ -186,7 +188,7 @@ def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_ERROR
     except (KeyError, IndexError) as err:
         shown = str(err.args[0] if err.args else err)
-        print(f"{parser.prog}: error: {redact_text(shown)}", file=sys.stderr)
+        print(f"{parser.prog}: error: {escape_controls(redact_text(shown))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

@@ -130,6 +130,7 @@ def _check_index(result: Any, meta: dict[str, Any]) -> bool:
 
 def _cloudfits(task: str, meta: dict[str, Any]) -> Callable[[int, int], Any]:
     import cloudfits
+    from cloudfits.astro.tess import light_curve
     from cloudfits.providers.registry import get_registry
 
     uri = meta["uri"]
@@ -143,9 +144,9 @@ def _cloudfits(task: str, meta: dict[str, Any]) -> Callable[[int, int], Any]:
         else:
             f = cloudfits.load_index(meta["index"]).open(meta["name"])
         if task == "lightcurve":
-            flux = f[1].section[y, x, :, 0]
-            table = f[2].read(columns=["TSTART", "TSTOP"])
-            return flux, table["TSTART"], table["TSTOP"]
+            # The pixel and the two columns requested together, the columns decoded alone.
+            curve = light_curve(f, y, x, ["TSTART", "TSTOP"])
+            return curve["FLUX"], curve["TSTART"], curve["TSTOP"]
         return f[1].section[_cut_key(task, y, x)]
 
     return run

@@ -15,9 +15,11 @@ import boto3
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 from botocore.exceptions import ClientError
 
 import cloudfits
+from cloudfits.astro.tess import light_curve
 from cloudfits.testing.generated import TESS_SHAPE, GeneratedCube
 from cloudfits.testing.proxy import dependent_round_trips
 from cloudfits.testing.s3gen import GeneratedS3Server, tess_objects
@@ -197,7 +199,8 @@ def test_open_and_a_cutout_take_two_round_trips_and_the_rest_comes_when_asked(
         server.reset()
         server.delay = 0.05
         assert len(f) == len(hdul) == 3
-        assert dependent_round_trips(server.records) == 1  # the table header
+        records = server.records
+        assert dependent_round_trips(records) == 1, records  # the table header
         server.reset()
         assert f.info(output=False) == hdul.info(output=False)
         assert [h.header.tostring() for h in f] == [h.header.tostring() for h in hdul]
@@ -213,3 +216,45 @@ def test_open_and_a_cutout_take_two_round_trips_and_the_rest_comes_when_asked(
             f[3]
         with pytest.raises(KeyError):
             f["NOSUCH"]
+
+
+def test_a_light_curve_is_one_wave_of_requests_and_astropys_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cube = GeneratedCube(5, (30, 40, 23, 2))
+    path = tmp_path / "cube.fits"
+    path.write_bytes(cube.read(0, cube.size))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    columns = ["TSTART", "TSTOP", "FFI_FILE", "DQUALITY"]
+    with GeneratedS3Server({"cubes/c.fits": cube}) as server:
+        index = cloudfits.build_index("s3://tess/cubes/", endpoint_url=server.endpoint_url)
+        f = index.open("c.fits", endpoint_url=server.endpoint_url)
+        server.reset()
+        server.delay = 0.25  # far above the client's work between two requests
+        curve = light_curve(f, 7, 11, columns)
+        records = server.records
+        server.delay = 0.0
+        assert light_curve(f, 0, 0, columns=[]).colnames == ["FLUX", "FLUX_ERR"]
+    assert len(records) == 2
+    assert dependent_round_trips(records) == 1
+    want = Table.read(path, hdu=2)
+    with fits.open(path) as hdul:
+        flux = hdul[1].data[7, 11, :, 0]
+        flux_err = hdul[1].data[7, 11, :, 1]
+    assert curve.colnames == [*columns, "FLUX", "FLUX_ERR"]
+    for name in columns:
+        assert curve[name].dtype == want[name].dtype
+        assert np.array_equal(curve[name], want[name])
+        assert curve[name].unit == want[name].unit
+    assert curve["FLUX"].dtype == flux.dtype.newbyteorder("=")
+    assert np.array_equal(curve["FLUX"], flux)
+    assert np.array_equal(curve["FLUX_ERR"], flux_err)
+    with pytest.raises(cloudfits.FitsFormatError, match="not a TESS cube"):
+        light_curve(_not_a_cube(tmp_path), 0, 0)
+
+
+def _not_a_cube(tmp_path: Path) -> cloudfits.RemoteFITS:
+    path = tmp_path / "image.fits"
+    fits.PrimaryHDU(np.zeros((3, 3))).writeto(path)
+    return cloudfits.open(path)

@@ -8,6 +8,7 @@ frames needs N runs of ``N * frames * 8`` bytes from HDU 1, plus the small table
 `tess_cutout` runs astrocut's own `~astrocut.TessCubeCutout` (so the target-pixel
 layout, the headers and the cutout WCS are exactly astrocut's), with the cube read
 through cloudfits: the table in one request, the pixels as one planned section read.
+`light_curve` reads one pixel of every frame and columns of the frame table together.
 astrocut is an optional dependency (``pip install cloudfits[tess]``).
 """
 
@@ -25,14 +26,25 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
 from ..errors import CloudFitsError, FitsFormatError
+from ..fetch.pool import run_together
 from ..fits.scan import padded
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from astropy.coordinates import SkyCoord
+    from astropy.table import Table
 
     from ..remote.hdulist import RemoteFITS, RemoteHDU
 
-__all__ = ["BUILD_LOCK", "cube_pieces", "cutout_file_name", "cutout_limits", "tess_cutout"]
+__all__ = [
+    "BUILD_LOCK",
+    "cube_pieces",
+    "cutout_file_name",
+    "cutout_limits",
+    "light_curve",
+    "tess_cutout",
+]
 
 BUILD_LOCK = threading.Lock()
 """Held by threads of one process while astropy and astrocut build objects, never while reading.
@@ -91,6 +103,13 @@ class _CubeImage:
         self.shape = hdu.shape
 
 
+def _check_cube(rf: RemoteFITS) -> None:
+    if not rf.scanned(3) or not rf[1].kind.is_image or len(rf[1].shape) != 4:
+        raise FitsFormatError(
+            f"{rf.uri}: not a TESS cube (an image of 4 axes in HDU 1 and a table in HDU 2)"
+        )
+
+
 def cube_pieces(rf: RemoteFITS) -> tuple[fits.PrimaryHDU, fits.BinTableHDU]:
     """The primary HDU and the frame table of a TESS cube, each read whole in one request.
 
@@ -101,11 +120,56 @@ def cube_pieces(rf: RemoteFITS) -> tuple[fits.PrimaryHDU, fits.BinTableHDU]:
     FitsFormatError
         When ``rf`` is not laid out as a TESS cube.
     """
-    if not rf.scanned(3) or not rf[1].kind.is_image or len(rf[1].shape) != 4:
-        raise FitsFormatError(
-            f"{rf.uri}: not a TESS cube (an image of 4 axes in HDU 1 and a table in HDU 2)"
-        )
+    _check_cube(rf)
     return _hdu_from_store(rf[0], fits.PrimaryHDU), _hdu_from_store(rf[2], fits.BinTableHDU)
+
+
+def light_curve(
+    rf: RemoteFITS,
+    row: int,
+    column: int,
+    columns: Sequence[str | int] = ("TSTART", "TSTOP"),
+    **tuning: int,
+) -> Table:
+    """One pixel in every frame of a TESS cube, beside columns of its frame table.
+
+    The pixel's read and the table's read leave together (one round trip for a cube
+    opened from an index), and only the asked columns of the table are decoded.
+
+    Parameters
+    ----------
+    rf : RemoteFITS
+        The cube.
+    row, column : int
+        The pixel: ``rf[1].section[row, column, :, :]`` (numpy order, from 0).
+    columns : sequence of str or int
+        Columns of the frame table (HDU 2), as `RemoteHDU.read` takes them.
+    **tuning
+        ``max_gap``, ``max_part``, ``max_concurrency`` of both reads.
+
+    Returns
+    -------
+    `~astropy.table.Table`
+        One row per frame: ``columns`` as ``rf[2].read(columns=columns)`` gives them
+        (units kept, text as bytes), then ``FLUX`` and ``FLUX_ERR``, the values of
+        ``rf[1].section[row, column, :, 0]`` and ``[..., 1]``.
+
+    Raises
+    ------
+    FitsFormatError
+        When ``rf`` is not laid out as a TESS cube.
+    """
+    from astropy.table import Table
+
+    _check_cube(rf)
+    pixel, table = run_together(
+        lambda: rf[1].read_section((row, column, slice(None), slice(None)), **tuning),
+        lambda: rf[2].read(columns=list(columns), **tuning) if columns else Table(),
+    )
+    table["FLUX"] = pixel[:, 0]
+    table["FLUX_ERR"] = pixel[:, 1]
+    result: Table = table
+    return result
 
 
 class _RemoteCube:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-__all__ = ["POOL_THREAD_PREFIX", "prestart", "shared_pool"]
+__all__ = ["POOL_THREAD_PREFIX", "prestart", "run_together", "shared_pool"]
 
 POOL_THREAD_PREFIX = "cloudfits"
 
@@ -52,3 +54,38 @@ def prestart(pool: ThreadPoolExecutor, count: int) -> None:
         pool.submit(wait)
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout=1)
+
+
+def run_together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent reads at once and return their results in order.
+
+    The first call runs on this thread, each other one on a thread of its own (not
+    a pool thread: a read waits for its parts on the shared pool, and a pool thread
+    waiting for the pool could starve it), so that their requests leave together:
+    one wave of round trips instead of one per call. Every call is finished before
+    this returns or raises; the first error, in the order of ``calls``, is raised.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+
+    def run(number: int) -> None:
+        try:
+            results[number] = calls[number]()
+        except BaseException as err:  # raised in the caller's thread below
+            errors[number] = err
+
+    threads = [
+        threading.Thread(target=run, args=(n,), name=f"read-together-{n}", daemon=True)
+        for n in range(1, len(calls))
+    ]
+    for thread in threads:
+        thread.start()
+    run(0)
+    for thread in threads:
+        thread.join()
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return results

@@ -30,7 +30,7 @@ from .lazy_hdus import LazyHDUs
 from .lookup import check_layout, has_hdu, hdu_number, no_data_reason
 from .section import Section, iter_chunks, split_fetch_options
 from .sky import cutout, header_wcs
-from .tables import column_definitions, read_table, row_count, table_item
+from .tables import TableColumns, read_table, row_count, table_columns, table_item
 
 if TYPE_CHECKING:
     import dask.array
@@ -155,8 +155,7 @@ class RemoteHDU:
             return self.compressed.dtype
         if self.kind.is_image:
             return self._scaling().dtype
-        row_type: np.dtype[Any] = np.dtype(self._column_defs.dtype)
-        return row_type
+        return self.table_columns.dtype
 
     @property
     def ndim(self) -> int:
@@ -175,15 +174,16 @@ class RemoteHDU:
         return Section(self)
 
     @cached_property
-    def _column_defs(self) -> Any:
+    def table_columns(self) -> TableColumns:
+        """Names, row type and variable-length columns of a table (`TableColumns`)."""
         if self.kind.is_image and not self.kind.is_compressed:
             raise TypeError(f"{self!r} is an image; it has no columns")
-        return column_definitions(self.kind, self.stored_header)
+        return table_columns(self.kind, self.layout.header)
 
     @property
     def columns(self) -> list[str]:
         """Column names of a table HDU (of the tile table, for a compressed image)."""
-        return list(self._column_defs.names)
+        return list(self.table_columns.names)
 
     def _check_layout(self) -> None:
         """Refuse to read when the layout disagrees with the header (an edited index)."""

@@ -9,6 +9,8 @@ come out exactly as ``Table.read`` gives them.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,8 +21,8 @@ from astropy.utils.exceptions import AstropyWarning
 
 from ..errors import CloudFitsWarning, FitsFormatError
 from ..fits.geometry import HDUKind, axis_lengths, bitpix, int_card
-from ..fits.heap import compact_heap, heap_columns
-from ..fits.scan import padded
+from ..fits.heap import HeapColumn, compact_heap, heap_columns
+from ..fits.scan import padded, parse_header
 from .colruns import cheaper_by_columns, column_groups, read_column_runs
 from .narrow import narrow_rows
 
@@ -29,12 +31,14 @@ if TYPE_CHECKING:
     from .hdulist import RemoteHDU
 
 __all__ = [
+    "TableColumns",
     "column_definitions",
     "header_only_hdu",
     "read_table",
     "row_indices",
     "row_nbytes",
     "row_count",
+    "table_columns",
     "table_item",
 ]
 
@@ -86,6 +90,48 @@ def header_only_hdu(kind: HDUKind, header: fits.Header) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         return _HDU_CLASSES[kind].fromstring(header.tostring().encode("latin-1"), **_OPEN_OPTIONS)
+
+
+@dataclass(frozen=True)
+class TableColumns:
+    """What reads need of a table's astropy column definitions, worked out once.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Column names, in order.
+    dtype : numpy.dtype
+        astropy's record type of a whole row.
+    variable : tuple of HeapColumn
+        The variable-length columns (their descriptors' places in a row).
+    """
+
+    names: tuple[str, ...]
+    dtype: np.dtype[Any]
+    variable: tuple[HeapColumn, ...]
+
+
+@lru_cache(maxsize=64)
+def _table_columns(kind: HDUKind, text: str) -> TableColumns:
+    header = parse_header(text, where="table header")
+    coldefs = column_definitions(kind, header)
+    variable = tuple(heap_columns(coldefs)) if kind in _HEAP_KINDS else ()
+    return TableColumns(tuple(coldefs.names), np.dtype(coldefs.dtype), variable)
+
+
+def table_columns(kind: HDUKind, header_text: str) -> TableColumns:
+    """The `TableColumns` of a table header's cards (``HDULayout.header``).
+
+    Kept for the headers met last: astropy takes some 10 ms to build the column
+    definitions of a 55-column TESS table, which every open of the same file (and
+    every cube of a sector) shares.
+
+    Raises
+    ------
+    FitsFormatError
+        When astropy cannot make columns of the header.
+    """
+    return _table_columns(kind, header_text)
 
 
 def column_definitions(kind: HDUKind, header: fits.Header) -> Any:
@@ -178,7 +224,7 @@ def read_table(
         unique = np.zeros(1, dtype=np.int64)
     options = options or hdu.file.fetch_options
     layout = hdu.layout
-    variable = heap_columns(header_only_hdu(kind, header).columns) if kind in _HEAP_KINDS else []
+    variable = list(hdu.table_columns.variable)
     groups = None
     narrowed = None
     if columns is not None and kind is HDUKind.BINTABLE and not variable:

@@ -207,17 +207,24 @@ class GeneratedS3Server:
         headers.setdefault("Content-Length", str(size))
         head = f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        sock.sendall(head.encode("latin-1"))
-        sent = 0
-        if method != "HEAD":
-            for piece in body:
-                sock.sendall(piece)
-            sent = size
+        pieces = [head.encode("latin-1"), *(body if method != "HEAD" else [])]
+        for piece in pieces[:-1]:
+            sock.sendall(piece)
+        # Recorded before the last piece goes out, so that the request is listed by
+        # the time its client has the whole answer (and a reset then cannot miss it).
         record = RequestRecord(
-            method, target, fields, status, length, sent, started, time.monotonic()
+            method,
+            target,
+            fields,
+            status,
+            length,
+            size if method != "HEAD" else 0,
+            started,
+            time.monotonic(),
         )
         with self._lock:
             self._records.append(record)
+        sock.sendall(pieces[-1])
         return fields.get("connection", "").lower() != "close"
 
     def _answer(

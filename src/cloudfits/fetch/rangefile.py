@@ -19,10 +19,43 @@ import numpy as np
 from .reader import ObjectReader
 from .spans import FetchOptions
 
-__all__ = ["RangeFile"]
+__all__ = ["RangeFile", "SeekableRaw"]
 
 
-class RangeFile(io.RawIOBase):
+class SeekableRaw(io.RawIOBase):
+    """A read-only, seekable raw file of `extent` bytes: the position bookkeeping that
+    every such view shares (reading is the subclass's)."""
+
+    _position = 0
+
+    @property
+    def extent(self) -> int:
+        """The file's length in bytes (where ``SEEK_END`` points)."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """What the file is, for messages."""
+        return type(self).__name__
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.extent}[whence]
+        if base + offset < 0:
+            raise ValueError(f"{self.name}: seek to a negative position")
+        self._position = base + offset
+        return self._position
+
+
+class RangeFile(SeekableRaw):
     """Seekable, read-only view of ``size`` bytes read through ``reader``.
 
     Parameters
@@ -60,21 +93,9 @@ class RangeFile(io.RawIOBase):
         """The object's URI, for messages."""
         return self.reader.uri if self.reader is not None else "<bytes>"
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"{self.name}: seek to a negative position")
-        self._position = base + offset
-        return self._position
+    @property
+    def extent(self) -> int:
+        return self.size
 
     def _cached(self, start: int, end: int) -> memoryview | None:
         i = bisect.bisect_right(self._starts, start) - 1

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CloudFitsError, FitsFormatError
+from ..fetch.rangefile import SeekableRaw
 from ..fetch.reader import ObjectReader
 from ..fetch.spans import FetchOptions, merge_ranges
 from ..fetch.stats import ReadStats
@@ -100,7 +101,7 @@ def _pool() -> ThreadPoolExecutor:
         return _inflate_pool
 
 
-class _SpanFile(io.RawIOBase):
+class _SpanFile(SeekableRaw):
     """The compressed object as ``indexed_gzip`` sees it: the bytes fetched for one
     stretch, and one more exact request when decompression runs past them.
 
@@ -120,19 +121,9 @@ class _SpanFile(io.RawIOBase):
         self._position = 0
         self.error: BaseException | None = None
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
+    @property
+    def extent(self) -> int:
+        return self._size
 
     def read(self, n: int | None = -1) -> bytes:
         at = self._position

@@ -29,6 +29,7 @@ from concurrent.futures import Future
 
 from ..errors import CloudFitsError, FitsFormatError
 from ..fetch.pool import shared_pool
+from ..fetch.rangefile import SeekableRaw
 from ..fetch.reader import ObjectReader
 from ..fetch.stats import ReadStats
 from ..fits.scan import HDULayout, scan_fits
@@ -49,7 +50,7 @@ _TRAILER = 8
 _SIGNATURE = b"SIMPLE  ="
 
 
-class _Feed(io.RawIOBase):
+class _Feed(SeekableRaw):
     """The compressed stream as ``indexed_gzip`` reads it, fed part by part."""
 
     def __init__(self, size: int) -> None:
@@ -63,19 +64,9 @@ class _Feed(io.RawIOBase):
         self._ended = False
         self.done = threading.Event()
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = base + offset
-        return self._position
+    @property
+    def extent(self) -> int:
+        return self._size
 
     def read(self, n: int | None = -1) -> bytes:
         if self._position != self._consumed:

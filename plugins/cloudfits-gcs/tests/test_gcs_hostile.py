@@ -38,6 +38,7 @@ from cloudfits.testing.hostile_reads import (
     write_hostile_fits,
 )
 from cloudfits.testing.proxy import RecordingProxy
+from cloudfits.testing.slowhead import SlowHeadServer
 
 BUCKET = "hostile"
 RATES = HostileRates.uniform(0.45, slowloris=0.01)
@@ -175,6 +176,21 @@ def test_medium_4_a_one_byte_a_second_object_cannot_keep_a_read_alive(
     assert elapsed < 2.0 + 0.5
     assert proxy.injected["slowloris"] >= 2  # the deadline cut more than one attempt
     assert elapsed < DEADLINE
+
+
+def test_medium_4_a_server_trickling_its_headers_cannot_keep_a_read_alive(
+    stored: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDFITS_RETRY_DEADLINE", "2")
+    with SlowHeadServer() as server:
+        location = ObjectLocation.from_uri(stored, endpoint_url=server.url, timeout=30.0)
+        reader = ObjectReader(location.provider(), location.path, location.uri, size=100)
+        started = time.monotonic()
+        with pytest.raises(TransientProviderError, match="read deadline"):
+            reader.read(0, 10)
+        elapsed = time.monotonic() - started
+        assert server.gets >= 1
+    assert elapsed < 2.0 + 0.5
 
 
 def test_zz_report(capsys: pytest.CaptureFixture[str]) -> None:

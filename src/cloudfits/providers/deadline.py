@@ -29,6 +29,7 @@ __all__ = [
     "deadline_passed",
     "deadline_pool_manager",
     "request_deadline",
+    "watch_pool_manager",
 ]
 
 _local = threading.local()
@@ -97,6 +98,16 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 def deadline_pool_manager(**kwargs: Any) -> urllib3.PoolManager:
     """A `urllib3.PoolManager` (same arguments) whose connections honour
     `request_deadline`."""
-    manager = urllib3.PoolManager(**kwargs)
+    return watch_pool_manager(urllib3.PoolManager(**kwargs))
+
+
+def watch_pool_manager(manager: urllib3.PoolManager) -> urllib3.PoolManager:
+    """Make the connections of ``manager`` honour `request_deadline`; return it.
+
+    For a pool manager made elsewhere, such as a ``requests`` adapter's
+    ``poolmanager`` (the sessions of the SDKs the plugins use): its pools are made
+    again, with watched connections.
+    """
     manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+    manager.clear()
     return manager

@@ -21,6 +21,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 from cloudfits import AccessDeniedError, CloudFitsError, ObjectInfo, ProviderConfigError
 from cloudfits.providers import kit
 from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
+from cloudfits.providers.deadline import deadline_passed, request_deadline, watch_pool_manager
 from cloudfits.providers.kit import ErrorKind
 
 from . import AzureConfig
@@ -90,6 +91,8 @@ class AzureProvider(kit.ProviderEdges):
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=c.max_pool_connections, pool_maxsize=c.max_pool_connections
         )
+        # Range reads must have their status line and headers by the read's deadline.
+        watch_pool_manager(adapter.poolmanager)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return RequestsTransport(
@@ -241,19 +244,29 @@ class AzureProvider(kit.ProviderEdges):
         if etag is not None:
             headers["If-Match"] = f'"{etag}"'
         timeout = seconds_left(deadline, self.config.timeout)
+        cut = False
         try:
-            # The blob client has no public call for a request of one's own; its
-            # generated client's is the one the SDK's operations go through.
-            answer = blob._client._send_request(
-                HttpRequest("GET", blob.url, headers=headers),
-                stream=True,
-                retry_total=0,
-                connection_timeout=timeout,
-                read_timeout=timeout,
-            )
-        except aexc.AzureError as err:
-            # The cause's text holds the request's URL, and a SAS with it.
-            raise self._error(err, path, what) from None
+            with request_deadline(deadline):
+                try:
+                    # The blob client has no public call for a request of one's own;
+                    # its generated client's is the one the SDK's operations go through.
+                    answer = blob._client._send_request(
+                        HttpRequest("GET", blob.url, headers=headers),
+                        stream=True,
+                        retry_total=0,
+                        connection_timeout=timeout,
+                        read_timeout=timeout,
+                    )
+                finally:
+                    cut = deadline_passed()
+        except (aexc.AzureError, urllib3.exceptions.HTTPError) as err:
+            # The causes' text holds the request's URL, and a SAS with it.
+            if cut:
+                detail = "slower than the read deadline allows"
+                raise self.error(ErrorKind.TRANSIENT, what, path, detail) from None
+            if isinstance(err, aexc.AzureError):
+                raise self._error(err, path, what) from None
+            raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from None
         response: requests.Response = answer.internal_response
         status = response.status_code
         if status >= 400 and status != 416:

@@ -20,6 +20,7 @@ from google.cloud import storage
 from cloudfits import AccessDeniedError, CloudFitsError, ObjectInfo
 from cloudfits.providers import kit
 from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
+from cloudfits.providers.deadline import deadline_passed, request_deadline, watch_pool_manager
 from cloudfits.providers.kit import ErrorKind
 
 from . import GCSConfig
@@ -84,6 +85,8 @@ class GCSProvider(kit.ProviderEdges):
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=c.max_pool_connections, pool_maxsize=c.max_pool_connections
         )
+        # Range reads must have their status line and headers by the read's deadline.
+        watch_pool_manager(adapter.poolmanager)
         for prefix in ("http://", "https://"):
             client._http.mount(prefix, adapter)
         # Newer SDKs fetch bucket metadata in the background for tracing: an extra
@@ -196,16 +199,26 @@ class GCSProvider(kit.ProviderEdges):
         blob = self._blob(path, _generation(etag, path))
         headers = {"Range": f"bytes={start}-{max(start, end - 1)}", "Accept-Encoding": "identity"}
         timeout = seconds_left(deadline, self.config.timeout)
+        # The SDK's downloads read and check the body themselves: the request is made
+        # on its session, to the URL its downloads use.
+        url = blob._get_download_url(self.client)
+        cut = False
         try:
-            # The SDK's downloads read and check the body themselves: the request is
-            # made on its session, to the URL its downloads use.
-            url = blob._get_download_url(self.client)
-            response = self.client._http.request(
-                "GET", url, headers=headers, stream=True, timeout=(timeout, timeout)
-            )
+            with request_deadline(deadline):
+                try:
+                    response = self.client._http.request(
+                        "GET", url, headers=headers, stream=True, timeout=(timeout, timeout)
+                    )
+                finally:
+                    cut = deadline_passed()
         except google.auth.exceptions.GoogleAuthError as err:
             raise self._error(err, path, what) from err
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
+            if cut:
+                detail = "slower than the read deadline allows"
+                raise self.error(ErrorKind.TRANSIENT, what, path, detail) from None
+            if isinstance(err, urllib3.exceptions.HTTPError):
+                raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from None
             raise self._error(err, path, what) from None  # its text holds the URL
         status = response.status_code
         if status >= 400 and status != 416:

@@ -24,6 +24,7 @@ from libcloud.storage.types import (
 from cloudfits import CloudFitsError, ObjectInfo, ProviderConfigError
 from cloudfits.providers import kit
 from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
+from cloudfits.providers.deadline import deadline_passed, request_deadline, watch_pool_manager
 from cloudfits.providers.kit import ErrorKind
 
 from . import LibcloudConfig
@@ -222,6 +223,9 @@ class LibcloudProvider(kit.ProviderEdges):
         )
 
 
+_WATCHED = watch_pool_manager(urllib3.PoolManager()).pool_classes_by_scheme["http"]
+
+
 class _KeptResponse:
     """A libcloud raw response class that keeps the ``requests`` response unread."""
 
@@ -242,6 +246,10 @@ def _raw_identity(connection: Any, timeout: float) -> Iterator[None]:
     if connection.connection is None:
         connection.connect()
     session = connection.connection.session
+    for adapter in session.adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        if manager is not None and manager.pool_classes_by_scheme.get("http") is not _WATCHED:
+            watch_pool_manager(manager)  # the status line and headers by the deadline
     signing = connection.pre_connect_hook
 
     def identity(params: Any, headers: dict[str, str]) -> Any:
@@ -291,16 +299,26 @@ class CheckedLibcloudProvider(LibcloudProvider):
         if etag is not None:
             headers["If-Match"] = f'"{etag}"'
         connection = driver.connection
+        timeout = seconds_left(deadline, connection.timeout or 60.0)
+        cut = False
         try:
-            with _raw_identity(connection, seconds_left(deadline, connection.timeout or 60.0)):
-                kept = connection.request(
-                    driver._get_object_path(container, key),
-                    method="GET",
-                    headers=headers,
-                    raw=True,
-                    stream=True,
-                )
-        except (LibcloudError, requests.RequestException) as err:
+            with _raw_identity(connection, timeout), request_deadline(deadline):
+                try:
+                    kept = connection.request(
+                        driver._get_object_path(container, key),
+                        method="GET",
+                        headers=headers,
+                        raw=True,
+                        stream=True,
+                    )
+                finally:
+                    cut = deadline_passed()
+        except (LibcloudError, requests.RequestException, urllib3.exceptions.HTTPError) as err:
+            if cut:
+                detail = "slower than the read deadline allows"
+                raise self.error(ErrorKind.TRANSIENT, what, path, detail) from err
+            if isinstance(err, urllib3.exceptions.HTTPError):
+                raise self.error(ErrorKind.TRANSIENT, what, path, type(err).__name__) from err
             raise self._error(err, path, what) from err
         response: requests.Response = kept.response
         status = response.status_code

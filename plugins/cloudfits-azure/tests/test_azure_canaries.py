@@ -123,6 +123,7 @@ def test_canaries_azure_credentials_appear_nowhere(
         nobody, path = get_registry().for_uri(f"az://{CONTAINER}/data/a.fits", **dead)
         reader = ObjectReader(nobody, path, f"az://{path}", size=100)
         found.expect(TransientProviderError, "no server", lambda: reader.read(0, 10))
+        assert "retrying" in found.log_text  # the retries were logged at DEBUG
         wrong = {"account_url": azurite.account_url, "account_key": WRONG_KEY}
         for call in (
             lambda: cloudfits.open(f"az://{CONTAINER}/data/a.fits", **wrong),

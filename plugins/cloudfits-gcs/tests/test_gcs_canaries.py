@@ -86,6 +86,7 @@ def test_canaries_gcs_token_appears_nowhere(
         nobody, path = get_registry().for_uri(f"gs://{BUCKET}/data/a.fits", **dead)
         reader = ObjectReader(nobody, path, f"gs://{path}", size=100)
         found.expect(TransientProviderError, "no server", lambda: reader.read(0, 10))
+        assert "retrying" in found.log_text  # the retries were logged at DEBUG
         flags = ["--endpoint-url", store.url, "--token", TOKEN]
         for args in (
             ["info", f"gs://{BUCKET}/data/a.fits", *flags],

@@ -65,6 +65,7 @@ HEAVY = (
     "libcloud",
     "dask",
     "matplotlib",
+    "astropy.table",  # a quarter of a second; imported by the first table read
 )
 
 

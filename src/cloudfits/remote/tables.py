@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
-from astropy.table import MaskedColumn, Table
 from astropy.utils.exceptions import AstropyWarning
 
 from ..errors import CloudFitsWarning, FitsFormatError
@@ -27,6 +26,8 @@ from .colruns import cheaper_by_columns, column_groups, read_column_runs
 from .narrow import narrow_rows
 
 if TYPE_CHECKING:
+    from astropy.table import Table
+
     from ..fetch.spans import FetchOptions
     from .hdulist import RemoteHDU
 
@@ -322,6 +323,11 @@ def _theap(header: fits.Header, table_bytes: int, data_size: int, hdu: RemoteHDU
 
 
 def _as_table(table_hdu: Any, hdu: RemoteHDU) -> Table:
+    # Imported on the first table read: astropy.table (with the readers it registers)
+    # is a quarter of a second of ``import cloudfits``, which a command that reads no
+    # table (``cloudfits index``) should not pay.
+    from astropy.table import Table
+
     try:
         return Table.read(table_hdu)
     except (TypeError, ValueError) as err:
@@ -358,6 +364,8 @@ def read_with_text_nulls(table_hdu: Any) -> Table:
             if (raw == column.null.strip().encode("latin-1")).any():
                 nulls[column.name] = raw == column.null.strip().encode("latin-1")
             column.null = None  # the decoded values stay: astropy caches them
+    from astropy.table import MaskedColumn, Table
+
     table = Table.read(table_hdu)
     for name, mask in nulls.items():
         table[name] = MaskedColumn(table[name], mask=np.ma.getmaskarray(table[name]) | mask)

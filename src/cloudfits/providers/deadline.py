@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from .answers import deadlines
 __all__ = [
     "ReadDeadlineExceeded",
     "deadline_passed",
+    "deadline_reached",
     "deadline_pool_manager",
     "request_deadline",
     "watch_pool_manager",
@@ -50,6 +52,12 @@ def request_deadline(deadline: float | None) -> Iterator[None]:
 def deadline_passed() -> bool:
     """Whether the last `request_deadline` block of this thread was cut by its deadline."""
     return bool(getattr(_local, "fired", False))
+
+
+def deadline_reached(deadline: float | None) -> bool:
+    """Whether a request that just failed failed for ``deadline``: its wait was cut by
+    it (`deadline_passed`), or a socket timeout capped at the time left ran out."""
+    return deadline_passed() or (deadline is not None and time.monotonic() >= deadline)
 
 
 class ReadDeadlineExceeded(urllib3.exceptions.HTTPError):

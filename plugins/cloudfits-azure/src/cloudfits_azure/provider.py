@@ -21,7 +21,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 from cloudfits import AccessDeniedError, CloudFitsError, ObjectInfo, ProviderConfigError
 from cloudfits.providers import kit
 from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
-from cloudfits.providers.deadline import deadline_passed, request_deadline, watch_pool_manager
+from cloudfits.providers.deadline import deadline_reached, request_deadline, watch_pool_manager
 from cloudfits.providers.kit import ErrorKind
 
 from . import AzureConfig
@@ -258,7 +258,7 @@ class AzureProvider(kit.ProviderEdges):
                         read_timeout=timeout,
                     )
                 finally:
-                    cut = deadline_passed()
+                    cut = deadline_reached(deadline)
         except (aexc.AzureError, urllib3.exceptions.HTTPError) as err:
             # The causes' text holds the request's URL, and a SAS with it.
             if cut:

@@ -20,7 +20,7 @@ from google.cloud import storage
 from cloudfits import AccessDeniedError, CloudFitsError, ObjectInfo
 from cloudfits.providers import kit
 from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
-from cloudfits.providers.deadline import deadline_passed, request_deadline, watch_pool_manager
+from cloudfits.providers.deadline import deadline_reached, request_deadline, watch_pool_manager
 from cloudfits.providers.kit import ErrorKind
 
 from . import GCSConfig
@@ -210,7 +210,7 @@ class GCSProvider(kit.ProviderEdges):
                         "GET", url, headers=headers, stream=True, timeout=(timeout, timeout)
                     )
                 finally:
-                    cut = deadline_passed()
+                    cut = deadline_reached(deadline)
         except google.auth.exceptions.GoogleAuthError as err:
             raise self._error(err, path, what) from err
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:

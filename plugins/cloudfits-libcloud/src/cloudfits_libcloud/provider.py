@@ -24,7 +24,7 @@ from libcloud.storage.types import (
 from cloudfits import CloudFitsError, ObjectInfo, ProviderConfigError
 from cloudfits.providers import kit
 from cloudfits.providers.answers import RangeAnswer, read_answer, seconds_left
-from cloudfits.providers.deadline import deadline_passed, request_deadline, watch_pool_manager
+from cloudfits.providers.deadline import deadline_reached, request_deadline, watch_pool_manager
 from cloudfits.providers.kit import ErrorKind
 
 from . import LibcloudConfig
@@ -312,7 +312,7 @@ class CheckedLibcloudProvider(LibcloudProvider):
                         stream=True,
                     )
                 finally:
-                    cut = deadline_passed()
+                    cut = deadline_reached(deadline)
         except (LibcloudError, requests.RequestException, urllib3.exceptions.HTTPError) as err:
             if cut:
                 detail = "slower than the read deadline allows"

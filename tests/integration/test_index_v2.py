@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -283,3 +285,37 @@ def test_damaged_documents_raise_only_index_format_error(
     if truncate is not None:
         data = data[: truncate % len(data)]
     _use(bytes(data))
+
+
+_DAMAGED_LEVEL_HISTOGRAM = [(-17306, 56), (-10912, 98)]
+"""Two bytes of a small index's footer (counted from its end) that make pyarrow 26
+abort the process when Python asks for a column chunk's metadata ("Definition level
+histogram size mismatch"), found by the test above."""
+
+
+def test_damaged_column_metadata_is_an_error_not_an_abort(tmp_path: Path) -> None:
+    data = bytearray(_small())
+    for at, value in _DAMAGED_LEVEL_HISTOGRAM:
+        data[at] = value
+    path = tmp_path / "damaged.parquet"
+    path.write_bytes(bytes(data))
+    # In a child process: on failure, pyarrow would take the test run down with it.
+    code = (
+        "import sys\n"
+        "from cloudfits import FitsIndex, IndexFormatError\n"
+        "try:\n"
+        f"    data = open({str(path)!r}, 'rb').read()\n"
+        "    index = FitsIndex.from_bytes(data, source='damaged.parquet')\n"
+        "    for path in index.paths:\n"
+        "        index.entry(path)\n"
+        "    index.search('UNCPR000 == 1')  # reads the damaged keyword column\n"
+        "except IndexFormatError as err:\n"
+        "    print(err)\n"
+        "    sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "damaged.parquet" in done.stdout
+    assert "broken Parquet" in done.stdout

@@ -261,12 +261,13 @@ def check_bounds(md: pq.FileMetaData, size: int, source: str) -> None:
         )
     total = 0
     for group in range(md.num_row_groups):
-        meta = md.row_group(group)
-        for column in range(meta.num_columns):
-            chunk = meta.column(column)
-            if chunk.total_uncompressed_size < 0 or chunk.total_compressed_size < 0:
-                raise IndexFormatError(f"{source}: row group {group}: negative chunk size")
-            total += chunk.total_uncompressed_size
+        # The row group's own total, not its column chunks' metadata: pyarrow (26)
+        # aborts the process on some damaged column chunk metadata that it is asked
+        # to describe, where reading the data raises an error instead.
+        nbytes = md.row_group(group).total_byte_size
+        if nbytes < 0:
+            raise IndexFormatError(f"{source}: row group {group}: negative size")
+        total += nbytes
     if total > MAX_INDEX_BYTES:
         raise IndexFormatError(
             f"{source}: the columns expand to {total} bytes, more than {MAX_INDEX_BYTES}"
@@ -314,10 +315,64 @@ def column_types_ok(schema: pa.Schema) -> str | None:
     return None
 
 
+class _Unread(Exception):
+    """What `_NoData` raises for every read: the probe went as far as the data."""
+
+
+class _NoData(io.RawIOBase):
+    """A file of ``size`` bytes none of which can be read."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._size, self._position = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        raise _Unread(f"read at byte {self._position}")
+
+
+def check_chunk_metadata(
+    md: pq.FileMetaData, size: int, row_groups: list[int], columns: list[int], source: str
+) -> None:
+    """Have pyarrow's reader describe these column chunks before Python asks for them.
+
+    pyarrow (26) aborts the process when Python asks for the metadata of some damaged
+    column chunks (a level histogram of the wrong size), where its reader raises an
+    error for the same bytes. The reader is run over a file that yields no byte, with
+    every chunk's range computed first: it stops at its first read when the metadata
+    is sound, and raises, turned into `IndexFormatError`, when it is not.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        probe = pq.ParquetFile(_NoData(size), metadata=md, pre_buffer=True)
+        names = [probe.schema_arrow.names[c] for c in columns]
+        probe.read_row_groups(row_groups, columns=names, use_threads=False)
+    except _Unread:
+        return
+    except (pa.ArrowException, OSError, ValueError, IndexError, EOFError) as err:
+        raise IndexFormatError(f"{source}: broken Parquet column metadata: {err}") from None
+
+
 def column_chunk_ranges(
-    md: pq.FileMetaData, row_groups: list[int], columns: list[int], source: str
+    md: pq.FileMetaData, row_groups: list[int], columns: list[int], source: str, size: int
 ) -> list[tuple[int, int]]:
     """Byte ranges of the given columns in the given row groups, checked."""
+    check_chunk_metadata(md, size, row_groups, columns, source)
     ranges = []
     for g in row_groups:
         group = md.row_group(g)

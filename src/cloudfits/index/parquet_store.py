@@ -118,7 +118,9 @@ class ParquetFiles(EntrySource):
 
         columns = [self.schema.get_field_index(n) for n in names]
         try:
-            self.file.prefetch(column_chunk_ranges(self.md, groups, columns, self.source))
+            self.file.prefetch(
+                column_chunk_ranges(self.md, groups, columns, self.source, self.file.size)
+            )
             table = self.parquet.read_row_groups(groups, columns=names, use_threads=False)
             table.validate(full=True)  # UTF-8 of strings, offsets
         except IndexFormatError:
@@ -380,7 +382,9 @@ class ParquetFiles(EntrySource):
         groups = list(range(len(self.group_start) - 1))
         header = [self.schema.get_field_index("header")]
         with self._lock:
-            self.file.prefetch(column_chunk_ranges(self.md, groups, header, self.source))
+            self.file.prefetch(
+                column_chunk_ranges(self.md, groups, header, self.source, self.file.size)
+            )
             try:
                 return [function(self._header_texts([g])) for g in groups]
             finally:

@@ -3,12 +3,14 @@
 ``python -m benchmarks.floor_worker TOOL TASK META`` builds its clients, prints
 ``READY`` and then, for each line it reads on stdin (the driver resets the server's
 records meanwhile), runs the task once under a timer at the next target position
-(the first run is the fresh one, later runs are warm), checks the result exactly
+(the first run is the fresh one, later runs are warm; imports, clients and one full
+garbage collection come before, for every tool), checks the result exactly
 against the generated cube and prints one JSON line ``{"seconds", "cpu", "ok", ...}``.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -256,6 +258,10 @@ def main(argv: list[str]) -> int:
     else:
         run = _astrocut(tool, task, meta)
     cube = GeneratedCube(meta["number"], tuple(meta["shape"]))
+    # The interpreter's first full collection walks every object the imports made
+    # (some 80 ms here); left alone it falls into one tool's first run or another's,
+    # by chance. Every tool has it done before its timer.
+    gc.collect()
     print("READY", flush=True)
     for y, x in positions(task, cube):
         if not sys.stdin.readline():

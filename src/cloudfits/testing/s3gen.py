@@ -95,6 +95,10 @@ class GeneratedS3Server:
         self._etags = {k: _etag(k, c) for k, c in self.objects.items()}
         self._records: list[RequestRecord] = []
         self._lock = threading.Lock()
+        # Requests read and not yet recorded: `records` and `reset` wait for them, as
+        # a client can have a whole answer a moment before its record is kept.
+        self._in_flight = 0
+        self._settled = threading.Condition()
         self._thread: threading.Thread | None = None
         self._server: _Listener | None = None
         self._connections: set[socket.socket] = set()
@@ -115,14 +119,23 @@ class GeneratedS3Server:
 
     @property
     def records(self) -> list[RequestRecord]:
-        """A copy of the records of every request since the last `reset`, oldest first."""
+        """A copy of the records of every request since the last `reset`, oldest first.
+
+        Requests still being answered are waited for (a second at most).
+        """
+        self._wait_settled()
         with self._lock:
             return list(self._records)
 
     def reset(self) -> None:
-        """Forget the records."""
+        """Forget the records (of requests still being answered too)."""
+        self._wait_settled()
         with self._lock:
             self._records.clear()
+
+    def _wait_settled(self, timeout: float = 1.0) -> None:
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout)
 
     def start(self) -> GeneratedS3Server:
         """Start serving in a daemon thread; return ``self``."""
@@ -189,6 +202,18 @@ class GeneratedS3Server:
         if not line.strip():
             return False
         started = time.monotonic()
+        with self._settled:
+            self._in_flight += 1
+        try:
+            return self._answer_request(sock, stream, line, started)
+        finally:
+            with self._settled:
+                self._in_flight -= 1
+                self._settled.notify_all()
+
+    def _answer_request(
+        self, sock: socket.socket, stream: Any, line: bytes, started: float
+    ) -> bool:
         method, target, _ = line.decode("latin-1").split(" ", 2)
         fields: dict[str, str] = {}
         while True:
@@ -207,24 +232,17 @@ class GeneratedS3Server:
         headers.setdefault("Content-Length", str(size))
         head = f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        pieces = [head.encode("latin-1"), *(body if method != "HEAD" else [])]
-        for piece in pieces[:-1]:
-            sock.sendall(piece)
-        # Recorded before the last piece goes out, so that the request is listed by
-        # the time its client has the whole answer (and a reset then cannot miss it).
+        sock.sendall(head.encode("latin-1"))
+        sent = 0
+        if method != "HEAD":
+            for piece in body:
+                sock.sendall(piece)
+            sent = size
         record = RequestRecord(
-            method,
-            target,
-            fields,
-            status,
-            length,
-            size if method != "HEAD" else 0,
-            started,
-            time.monotonic(),
+            method, target, fields, status, length, sent, started, time.monotonic()
         )
         with self._lock:
             self._records.append(record)
-        sock.sendall(pieces[-1])
         return fields.get("connection", "").lower() != "close"
 
     def _answer(

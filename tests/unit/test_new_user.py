@@ -428,3 +428,33 @@ def test_control_characters_from_a_header_never_reach_the_terminal(
     main(["headers", str(bad)])
     shown = capsys.readouterr()
     assert not any(ord(c) < 32 and c not in "\t\n" for c in shown.out + shown.err), shown
+
+
+def test_predictions_stop_where_objects_of_one_size_differ(tmp_path: Path) -> None:
+    """Trap 4, same-sized objects: images of varying shapes often share a file size but
+    not a layout. Each failed prediction costs a read; after a few, the scan stops
+    predicting and reads each object's headers only."""
+    directory = tmp_path / "same-size"
+    directory.mkdir()
+    for k in range(40):
+        # 6 image extensions of whole blocks (5 rows of 576 bytes) whose heights sum
+        # to 400 rows: one file size, many layouts.
+        heights = [50 + 5 * ((k + i) % 7 - 3) for i in range(5)]
+        heights.append(400 - sum(heights))
+        extensions = [
+            fits.ImageHDU(np.zeros((h, 144), np.float32), name=f"E{i}")
+            for i, h in enumerate(heights)
+        ]
+        fits.HDUList([fits.PrimaryHDU(), *extensions]).writeto(directory / f"f{k:03d}.fits")
+    sizes = {p.stat().st_size for p in directory.iterdir()}
+    assert len(sizes) == 1
+    stats = cloudfits.ReadStats()
+    index = cloudfits.build_index(str(directory), stats=stats, concurrency=1)
+    # A scan: one read for the primary and first extension headers, one per later
+    # header; at most three failed predictions of one read each come on top.
+    assert stats.requests <= 40 * 6 + 3 * 6, stats
+    for entry in index.files:
+        with fits.open(directory / entry.path) as local:
+            assert [(h.header_offset, h.data_offset) for h in entry.hdus] == [
+                (h._header_offset, h._data_offset) for h in local
+            ]

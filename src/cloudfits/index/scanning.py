@@ -50,6 +50,7 @@ __all__ = [
     "FAILURES",
     "Errors",
     "Executor",
+    "PredictionScore",
     "ReadSizes",
     "ScanJob",
     "ScanResult",
@@ -188,6 +189,35 @@ class ReadSizes:
             self._after = max(self._after, *later, 0)
 
 
+class PredictionScore:
+    """Whether layout predictions pay off in this scan.
+
+    Objects of one size usually share their layout (an instrument's products), and a
+    prediction saves a scan's chain of reads; where same-sized objects differ (images
+    of varying shapes), each failed prediction costs a read of bytes that are not
+    headers and the scan after it. Once more predictions have failed than succeeded
+    (and at least three have failed), the scan stops predicting.
+    """
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
+    @property
+    def worth_trying(self) -> bool:
+        """Whether to predict the next object's layout."""
+        return self.misses < 3 or self.misses <= self.hits
+
+    def record(self, hit: bool) -> None:
+        """Count one prediction's outcome."""
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+
+
 @dataclass(frozen=True)
 class ScanJob:
     """How to scan objects of one source, in any process.
@@ -244,17 +274,26 @@ class ScanJob:
         stats: ReadStats | None,
         template: Sequence[HDULayout] | None = None,
         sizes: ReadSizes | None = None,
+        score: PredictionScore | None = None,
     ) -> FileEntry:
         """Scan one object's headers into its index entry (first at the places
         ``template``, another object's layouts, predicts; a scan reads as ``sizes``,
-        learned from the objects scanned before, says)."""
+        learned from the objects scanned before, says; ``score`` counts the predictions
+        and may stop them)."""
         uri = self.uri(info)
         hdus: list[HDULayout] | None = None
         gzip = None
-        if template is not None:
+        first_read = padded(max(self.speculative_read, BLOCK))
+        if (
+            template is not None
+            and predictable(template, info.size, first_read)
+            and (score is None or score.worth_trying)
+        ):
             hdus = predicted_layouts(
                 provider, info, uri, template, stats=stats, speculative=self.speculative_read
             )
+            if score is not None:
+                score.record(hdus is not None)
         if hdus is None:
             hdus, gzip = scan_object(
                 provider,
@@ -315,6 +354,7 @@ def scan_threads(
     done = {leader: threading.Event() for leader in set(leader_of.values())}
     templates: dict[int, tuple[HDULayout, ...]] = {}
     sizes = ReadSizes(job.speculative_read)
+    score = PredictionScore()
 
     def one(number: int) -> FileEntry | Exception:
         info = objects[number]
@@ -324,7 +364,7 @@ def scan_threads(
             done[leader_of[number]].wait()
             template = templates.get(leader_of[number])
         try:
-            result = job.entry(provider, info, stats, template, sizes)
+            result = job.entry(provider, info, stats, template, sizes, score)
         except FAILURES as err:
             if not catch:
                 raise

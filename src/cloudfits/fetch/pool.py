@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["POOL_THREAD_PREFIX", "prestart", "run_together", "shared_pool"]
+__all__ = ["POOL_THREAD_PREFIX", "prestart", "prestart_soon", "run_together", "shared_pool"]
 
 POOL_THREAD_PREFIX = "cloudfits"
 
@@ -54,6 +54,18 @@ def prestart(pool: ThreadPoolExecutor, count: int) -> None:
         pool.submit(wait)
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout=1)
+
+
+def prestart_soon(pool: ThreadPoolExecutor, count: int) -> None:
+    """`prestart` on a thread of its own, returning at once.
+
+    For a caller about to wait for an answer: the pool's threads start meanwhile
+    (a fresh process spends milliseconds on each), so the reads that follow the
+    answer leave together instead of one thread start after another.
+    """
+    if len(getattr(pool, "_threads", ())) >= min(count, pool._max_workers):
+        return
+    threading.Thread(target=prestart, args=(pool, count), name="pool-warm-up", daemon=True).start()
 
 
 def run_together(*calls: Callable[[], Any]) -> list[Any]:

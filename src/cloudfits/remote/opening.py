@@ -7,7 +7,7 @@ from typing import Any
 
 from astropy.io.fits import Header
 
-from ..fetch.pool import shared_pool
+from ..fetch.pool import prestart_soon, shared_pool
 from ..fetch.reader import ObjectReader
 from ..fetch.stats import ReadStats, process_stats
 from ..fits.scan import DEFAULT_SPECULATIVE_READ, HDUScanner, padded
@@ -17,6 +17,10 @@ from .gzipstream import scan_gzip
 from .hdulist import RemoteFITS, split_fetch_options
 
 __all__ = ["getdata", "getheader", "open"]
+
+#: Pool threads started while ``open`` waits for its first answers: enough for the
+#: runs of a cutout of 16 image rows to leave at once.
+OPEN_THREADS = 16
 
 
 def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
@@ -53,8 +57,11 @@ def open(uri: str | os.PathLike[str], **options: Any) -> RemoteFITS:
     provider, path, shown = location.provider(), location.path, location.uri
     stats = ReadStats()
     reader = ObjectReader(provider, path, shown, [stats])
-    # One round trip for the size and the first headers: both requests at once.
-    head = shared_pool(fetch_options.max_concurrency).submit(provider.head, path)
+    # One round trip for the size and the first headers: both requests at once, and
+    # the pool's threads started while they travel, for the data read that follows.
+    pool = shared_pool(fetch_options.max_concurrency)
+    head = pool.submit(provider.head, path)
+    prestart_soon(pool, OPEN_THREADS)
     try:
         first = reader.read_prefix(0, padded(speculative))
     finally:

@@ -189,7 +189,7 @@ def cube_wcs(rf: RemoteFITS) -> WCS:
 
 def is_tess_cube(rf: RemoteFITS) -> bool:
     """HDU 1 a 4-axis image and HDU 2 a table: the layout astrocut's CubeFactory writes."""
-    return len(rf) >= 3 and rf[1].kind.is_image and len(rf[1].shape) == 4 and rf[2].kind.is_table
+    return rf.scanned(3) and rf[1].kind.is_image and len(rf[1].shape) == 4 and rf[2].kind.is_table
 
 
 def footprint_of(path: str, rf: RemoteFITS) -> list[Footprint]:

@@ -63,7 +63,7 @@ class ArrayRecipe:
     etag : str or None
         The version of the file every read stays pinned to.
     layouts : tuple of HDULayout
-        Every HDU's layout (no header is read again).
+        The layouts of HDUs 0 to ``hdu`` (no header is read again).
     hdu : int
         The HDU number.
     fetch : tuple of int
@@ -312,7 +312,8 @@ def recipe_of(hdu: RemoteHDU, **tuning: int) -> ArrayRecipe:
         location=location,
         size=fits.size,
         etag=fits.etag,
-        layouts=tuple(h.layout for h in fits.hdus),
+        # The HDUs up to this one: those after it may not be scanned yet (and are not read).
+        layouts=tuple(fits[n].layout for n in range(hdu.number + 1)),
         hdu=hdu.number,
         fetch=(options_fetch.max_gap, options_fetch.max_part, options_fetch.max_concurrency),
         withheld=withheld,

@@ -7,6 +7,11 @@ image section or table slice must equal what astropy reads from the same local f
 or raise a documented `cloudfits.CloudFitsError`, and end within the retry deadline
 (`ENVIRONMENT`). `assert_clean` says whether a run kept those promises.
 
+`HostileReadTests` is the suite itself: each provider's test module subclasses it (as
+with `cloudfits.testing.conformance.ProviderConformanceTests`), supplies the
+``hostile_store`` fixture and the provider's options, and names the tests whose names
+carry the provider's (see `HostileReadTests`).
+
 Examples
 --------
 >>> expected = Expected.from_file(local)  # doctest: +SKIP
@@ -16,19 +21,30 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import pytest
 from astropy.io import fits
 
-from ..errors import CloudFitsError, RangeResponseError, StaleIndexError
+from ..errors import CloudFitsError, RangeResponseError, StaleIndexError, TransientProviderError
+from ..fetch.reader import ObjectReader
+from ..index.build import build_index
+from ..providers.base import SupportsReadRange
+from ..providers.location import ObjectLocation
+from ..remote import open as cloudfits_open
+from .faults import FaultProxy, FaultRates
+from .hostile import HostileRates
+from .proxy import RecordingProxy, RequestRecord
+from .slowhead import SlowHeadServer
 
 __all__ = [
     "ALWAYS_REFUSED",
@@ -36,6 +52,8 @@ __all__ = [
     "ENVIRONMENT",
     "SLACK",
     "Expected",
+    "HostileReadTests",
+    "HostileStore",
     "Tally",
     "assert_clean",
     "one_read",
@@ -183,3 +201,222 @@ def assert_clean(tally: Tally, reads: int) -> None:
     assert tally.wrong == 0, tally
     assert tally.late == 0, tally
     assert tally.exact >= reads // 2, tally  # the retries get through most hostility
+
+
+#: The hostile answers of `HostileReadTests`' run of random reads, and its length.
+RATES = HostileRates.uniform(0.45, slowloris=0.01)
+READS = 100
+_REPORT: dict[str, Tally] = {}
+
+
+@dataclass(frozen=True)
+class HostileStore:
+    """What a provider's test class gives `HostileReadTests`.
+
+    Attributes
+    ----------
+    uri : str
+        The object written by `write_hostile_fits`, as the provider names it.
+    upstream : str
+        The root URL of the store's server, where the proxies forward to.
+    unfaithful : str
+        Empty, or why the runs with hostile answers skip on this store.
+    """
+
+    uri: str
+    upstream: str
+    unfaithful: str = ""
+
+
+class HostileReadTests:
+    """Issue 15's hostile-server suite, for the provider a subclass names.
+
+    A subclass supplies the ``hostile_store`` fixture (a class-scoped `HostileStore`
+    holding the object of the ``local`` fixture), `options`, `provider_class`, `seed`
+    and `report_name`, and may override `read_timeout`, `head_direct`, `secrets`,
+    `is_read` and `pinned`. The tests whose names carry the provider's are methods
+    without the ``test_`` prefix, which the subclass names::
+
+        test_high_2_3_azure_answers_go_through_the_engines_check = (
+            HostileReadTests.answers_go_through_the_engines_check
+        )
+
+    and so are `hostile_reads_are_exact_or_documented_errors`,
+    `one_byte_a_second_cannot_keep_a_read_alive` and `report` (``test_zz_report``,
+    named last so that it follows the run it prints).
+    """
+
+    #: The class of the provider ``cloudfits.open`` must choose for `HostileStore.uri`.
+    provider_class: ClassVar[type]
+    #: The seed of the hostile proxy of the run of random reads.
+    seed: ClassVar[int]
+    #: The name of the run's figures in ``docs/reliability.rst``.
+    report_name: ClassVar[str]
+    #: Options giving the reads under a trickling server a long socket timeout.
+    read_timeout: ClassVar[dict[str, Any]] = {"timeout": 30.0}
+    #: Whether the object's description comes from the store itself, not the proxy.
+    head_direct: ClassVar[bool] = False
+    #: Credentials that must never reach the host a redirect names.
+    secrets: ClassVar[tuple[str, ...]] = ()
+
+    def options(self, root: str) -> dict[str, Any]:
+        """The provider's options for the server (or proxy) at the root URL ``root``."""
+        raise NotImplementedError
+
+    def is_read(self, record: RequestRecord) -> bool:
+        """Whether ``record`` is a read of the object's bytes."""
+        return record.method == "GET"
+
+    def pinned(self, record: RequestRecord, etag: str) -> bool:
+        """Whether the read ``record`` names the version ``etag``."""
+        return record.headers.get("if-match") == f'"{etag}"'
+
+    @pytest.fixture(autouse=True)
+    def _suite_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name, value in ENVIRONMENT.items():
+            monkeypatch.setenv(name, value)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def local(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """The suite's file, written by `write_hostile_fits`."""
+        return write_hostile_fits(tmp_path_factory.mktemp("hostile") / "h.fits")
+
+    @pytest.fixture
+    def upstream(self, hostile_store: HostileStore) -> str:
+        """`HostileStore.upstream`, for the runs with hostile answers."""
+        if hostile_store.unfaithful:
+            pytest.skip(hostile_store.unfaithful)
+        return hostile_store.upstream
+
+    @pytest.fixture
+    def hostile(self, upstream: str) -> Iterator[tuple[FaultProxy, RecordingProxy]]:
+        """A proxy with `RATES`, and the host its redirects name."""
+        with (
+            RecordingProxy(upstream) as elsewhere,
+            FaultProxy(
+                upstream, FaultRates(), hostile=RATES, redirect_to=elsewhere.url, seed=self.seed
+            ) as proxy,
+        ):
+            yield proxy, elsewhere
+
+    def _reader(self, location: ObjectLocation, upstream: str) -> ObjectReader:
+        # With head_direct the description comes from the store: the proxy mangles GETs.
+        described = (
+            location.with_options(**self.options(upstream)) if self.head_direct else location
+        )
+        info = described.provider().head(location.path)
+        return ObjectReader(
+            location.provider(), location.path, location.uri, etag=info.etag, size=info.size
+        )
+
+    def answers_go_through_the_engines_check(
+        self, hostile_store: HostileStore, local: Path
+    ) -> None:
+        """Reads are exact, and each GET asks for the identity encoding of one version."""
+        expected = Expected.from_file(local)
+        upstream = hostile_store.upstream
+        f = cloudfits_open(hostile_store.uri, **self.options(upstream))
+        assert isinstance(f.reader.provider, self.provider_class)
+        assert isinstance(f.reader.provider, SupportsReadRange)
+        assert (f[0].section[10:20, 30:45] == expected.image[10:20, 30:45]).all()
+        rows = f[1].read(rows=slice(100, 140), columns=["T", "N"])
+        assert (rows["N"] == expected.table["N"][100:140]).all()
+        assert (rows["T"] == expected.table["T"][100:140]).all()
+        with RecordingProxy(upstream) as proxy:
+            location = ObjectLocation.from_uri(hostile_store.uri, **self.options(proxy.url))
+            reader = self._reader(location, upstream)
+            assert reader.read(5000, 9000) == local.read_bytes()[5000:9000]
+            gets = [r for r in proxy.records if self.is_read(r)]
+        assert gets
+        assert all(r.headers.get("accept-encoding") == "identity" for r in gets)
+        assert all(self.pinned(r, str(reader.etag)) for r in gets)
+
+    def hostile_reads_are_exact_or_documented_errors(
+        self,
+        hostile_store: HostileStore,
+        upstream: str,
+        local: Path,
+        hostile: tuple[FaultProxy, RecordingProxy],
+    ) -> None:
+        """`READS` random reads through `RATES` are exact or documented errors."""
+        proxy, elsewhere = hostile
+        index = build_index(hostile_store.uri.rsplit("/", 1)[0] + "/", **self.options(upstream))
+        assert index.entry("h.fits").etag
+        options = {**self.options(proxy.url), "max_concurrency": 1}
+        f = open_retrying(lambda: index.open("h.fits", **options))
+        tally = run_reads(lambda: f, Expected.from_file(local), READS)
+        assert_clean(tally, READS)
+        assert proxy.injected
+        # The credentials sign each request; they never go to another host.
+        for secret in self.secrets:
+            assert all(secret not in str(r.headers) + r.target for r in elsewhere.records)
+        _REPORT[self.report_name] = tally
+
+    @pytest.mark.parametrize("kind", [*ALWAYS_REFUSED, "redirect"])
+    def test_high_2_3_each_hostile_answer_is_refused_every_time(
+        self, kind: str, hostile_store: HostileStore, upstream: str, local: Path
+    ) -> None:
+        expected = local.read_bytes()[5000:9000]
+        with (
+            RecordingProxy(upstream) as elsewhere,
+            FaultProxy(
+                upstream,
+                FaultRates(),
+                hostile=HostileRates(**{kind: 1.0}),
+                redirect_to=elsewhere.url,
+            ) as proxy,
+        ):
+            location = ObjectLocation.from_uri(hostile_store.uri, **self.options(proxy.url))
+            reader = self._reader(location, upstream)
+            if kind == "redirect":
+                with contextlib.suppress(CloudFitsError):  # exact, or refused
+                    assert reader.read(5000, 9000) == expected
+                assert elsewhere.records  # followed, without the credentials
+                assert all("authorization" not in r.headers for r in elsewhere.records)
+                return
+            with pytest.raises(ALWAYS_REFUSED[kind]):
+                reader.read(5000, 9000)
+            assert proxy.injected[kind] >= 1
+
+    def one_byte_a_second_cannot_keep_a_read_alive(
+        self, hostile_store: HostileStore, upstream: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A body trickled a byte a second ends by the read deadline."""
+        monkeypatch.setenv("CLOUDFITS_RETRY_DEADLINE", "2")
+        with FaultProxy(
+            upstream, FaultRates(), hostile=HostileRates(slowloris=1.0), slow_rate=1.0
+        ) as proxy:
+            location = ObjectLocation.from_uri(
+                hostile_store.uri, **self.read_timeout, **self.options(proxy.url)
+            )
+            reader = self._reader(location, upstream)
+            started = time.monotonic()
+            with pytest.raises(TransientProviderError, match="read deadline"):
+                reader.read(0, 4000)
+            elapsed = time.monotonic() - started
+        assert elapsed < 2.0 + 0.5
+        assert proxy.injected["slowloris"] >= 2  # the deadline cut more than one attempt
+        assert elapsed < DEADLINE
+
+    def test_medium_4_a_server_trickling_its_headers_cannot_keep_a_read_alive(
+        self, hostile_store: HostileStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CLOUDFITS_RETRY_DEADLINE", "2")
+        with SlowHeadServer() as server:
+            location = ObjectLocation.from_uri(
+                hostile_store.uri, **self.read_timeout, **self.options(server.url)
+            )
+            reader = ObjectReader(location.provider(), location.path, location.uri, size=100)
+            started = time.monotonic()
+            with pytest.raises(TransientProviderError, match="read deadline"):
+                reader.read(0, 10)
+            elapsed = time.monotonic() - started
+            assert server.gets >= 1
+        assert elapsed < 2.0 + 0.5
+
+    def report(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Print the figures of the run above (docs/reliability.rst quotes them)."""
+        with capsys.disabled():
+            if self.report_name in _REPORT:
+                print("\n" + _REPORT[self.report_name].line(self.report_name))

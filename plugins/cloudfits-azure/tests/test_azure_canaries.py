@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,7 +23,13 @@ from cloudfits import AccessDeniedError, ObjectNotFoundError, TransientProviderE
 from cloudfits.fetch.reader import ObjectReader
 from cloudfits.providers.registry import get_registry
 from cloudfits.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, AzuriteServer
-from cloudfits.testing.canaries import CanaryCollector, run_cli
+from cloudfits.testing.canaries import (
+    CanaryCollector,
+    CanaryTests,
+    cli_flags,
+    foreign_index,
+    run_cli,
+)
 from cloudfits.testing.http import StaticHTTPServer
 from cloudfits.testing.process import free_port
 from cloudfits.testing.proxy import RecordingProxy
@@ -53,30 +58,6 @@ def _signature(sas: str) -> list[str]:
     return [raw, parse_qs(sas)["sig"][0]]
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("az-canaries")
-    image = np.arange(40 * 30, dtype=np.int16).reshape(40, 30)
-    table = fits.BinTableHDU.from_columns([fits.Column("X", "J", array=np.arange(20))])
-    fits.HDUList([fits.PrimaryHDU(image), table]).writeto(root / "a.fits")
-    return root
-
-
-@pytest.fixture(scope="module")
-def stored(azurite: AzuriteServer, local: Path) -> Any:
-    azurite.create_container(CONTAINER)
-    container = azurite.service_client().get_container_client(CONTAINER)
-    container.upload_blob("data/a.fits", (local / "a.fits").read_bytes(), overwrite=True)
-    return container
-
-
-@pytest.fixture(autouse=True)
-def _no_environment_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
-    monkeypatch.setenv("CLOUDFITS_RETRY_DEADLINE", "3")
-    monkeypatch.setenv("CLOUDFITS_RETRY_BASE_DELAY", "0.01")
-
-
 def _credentials(kind: str) -> tuple[dict[str, Any], list[str]]:
     """The options of one kind of credential and the canaries to search for."""
     if kind == "account key":
@@ -85,107 +66,101 @@ def _credentials(kind: str) -> tuple[dict[str, Any], list[str]]:
     return {"sas_token": sas}, [sas, *_signature(sas)]
 
 
-def _cli_flags(options: dict[str, Any]) -> list[str]:
-    return [x for k, v in options.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+class TestAzureCanaries(CanaryTests):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def stored(cls, azurite: AzuriteServer, local: Path) -> Any:
+        azurite.create_container(CONTAINER)
+        container = azurite.service_client().get_container_client(CONTAINER)
+        container.upload_blob("data/a.fits", (local / "a.fits").read_bytes(), overwrite=True)
+        return container
 
+    @pytest.fixture(autouse=True)
+    def _no_environment_credentials(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
 
-@pytest.mark.parametrize("kind", ["account key", "SAS token"])
-def test_canaries_azure_credentials_appear_nowhere(
-    kind: str, azurite: AzuriteServer, stored: Any, local: Path
-) -> None:
-    secret, canaries = _credentials(kind)
-    options = {"account_url": azurite.account_url, **secret}
-    expected = fits.getdata(local / "a.fits")
-    with CanaryCollector([*canaries, WRONG_KEY]) as found:
-        index = cloudfits.build_index(f"az://{CONTAINER}/data/", **options)
-        found.add("index", index.to_bytes())
-        index.save(f"az://{CONTAINER}/idx/{kind[:3]}.json", **options)
-        found.add("saved index", stored.download_blob(f"idx/{kind[:3]}.json").readall())
-        loaded = cloudfits.load_index(f"az://{CONTAINER}/idx/{kind[:3]}.json", **options)
-        f = loaded.open("a.fits", **options)
-        np.testing.assert_array_equal(f[0].section[3:9, 2:7], expected[3:9, 2:7])
-        for thing in (index, loaded, f, f[0], f[1], f.reader, f.reader.provider, f.location):
-            found.add("repr", thing)
-            found.add("str", str(thing))
-        found.add("config", f.reader.provider.config)  # type: ignore[attr-defined]
-        graph = dict(f[0].to_dask().__dask_graph__())
-        found.add("pickled dask graph", pickle.dumps(graph))
-        provider, path = get_registry().for_uri(f"az://{CONTAINER}/data/a.fits", **options)
-        found.expect(ObjectNotFoundError, "missing", lambda: provider.head(path + "x"))
-        found.expect(
-            ObjectNotFoundError,
-            "missing",
-            lambda: cloudfits.open(f"az://{CONTAINER}/data/b.fits", **options),
-        )
-        # No server: the SDK's connection error quotes the URL. (Only the engine's
-        # reads are tried: the SDK retries its other requests for over a minute.)
-        dead = {**options, "account_url": f"http://127.0.0.1:{free_port()}/{ACCOUNT_NAME}"}
-        nobody, path = get_registry().for_uri(f"az://{CONTAINER}/data/a.fits", **dead)
-        reader = ObjectReader(nobody, path, f"az://{path}", size=100)
-        found.expect(TransientProviderError, "no server", lambda: reader.read(0, 10))
-        assert "retrying" in found.log_text  # the retries were logged at DEBUG
-        wrong = {"account_url": azurite.account_url, "account_key": WRONG_KEY}
-        for call in (
-            lambda: cloudfits.open(f"az://{CONTAINER}/data/a.fits", **wrong),
-            lambda: cloudfits.build_index(f"az://{CONTAINER}/data/", **wrong),
+    @pytest.mark.parametrize("kind", ["account key", "SAS token"])
+    def test_canaries_azure_credentials_appear_nowhere(
+        self, kind: str, azurite: AzuriteServer, stored: Any, local: Path
+    ) -> None:
+        secret, canaries = _credentials(kind)
+        options = {"account_url": azurite.account_url, **secret}
+        with CanaryCollector([*canaries, WRONG_KEY]) as found:
+            f = self.add_round_trip(
+                found,
+                f"az://{CONTAINER}",
+                f"idx/{kind[:3]}.json",
+                lambda name: bytes(stored.download_blob(name).readall()),
+                local,
+                options,
+            )
+            found.add("config", f.reader.provider.config)  # type: ignore[attr-defined]
+            provider, path = get_registry().for_uri(f"az://{CONTAINER}/data/a.fits", **options)
+            found.expect(ObjectNotFoundError, "missing", lambda: provider.head(path + "x"))
+            # No server: the SDK's connection error quotes the URL. (Only the engine's
+            # reads are tried: the SDK retries its other requests for over a minute.)
+            dead = {**options, "account_url": f"http://127.0.0.1:{free_port()}/{ACCOUNT_NAME}"}
+            nobody, path = get_registry().for_uri(f"az://{CONTAINER}/data/a.fits", **dead)
+            reader = ObjectReader(nobody, path, f"az://{path}", size=100)
+            found.expect(TransientProviderError, "no server", lambda: reader.read(0, 10))
+            assert "retrying" in found.log_text  # the retries were logged at DEBUG
+            wrong = {"account_url": azurite.account_url, "account_key": WRONG_KEY}
+            for call in (
+                lambda: cloudfits.open(f"az://{CONTAINER}/data/a.fits", **wrong),
+                lambda: cloudfits.build_index(f"az://{CONTAINER}/data/", **wrong),
+            ):
+                found.expect(AccessDeniedError, "wrong key", call)
+            target = f"az://{CONTAINER}/data/a.fits"
+            for args in (
+                ["info", target, *cli_flags(options)],
+                ["info", "--json", target, *cli_flags(options)],
+                ["info", target, *cli_flags(wrong)],
+                ["info", f"az://{CONTAINER}/data/b.fits", *cli_flags(options)],
+            ):
+                done = run_cli(args)
+                found.add(f"cloudfits {args[0]}", done.stdout + done.stderr)
+            assert "a.fits" in found.texts[-4][1]
+            print(f"\n{found.check()} outputs searched, no {kind} found")
+
+    @pytest.mark.parametrize("kind", ["account key", "SAS token"])
+    def test_high_1_canaries_azure_credentials_never_reach_another_host(
+        self, kind: str, azurite: AzuriteServer, stored: Any, local: Path
+    ) -> None:
+        secret, canaries = _credentials(kind)
+        options = {"account_url": azurite.account_url, **secret}
+        expected = fits.getdata(local / "a.fits")
+        with (
+            StaticHTTPServer(local) as server,
+            RecordingProxy(server.url) as web_host,
+            RecordingProxy(azurite.account_url.rsplit("/", 1)[0]) as other_account,
+            RecordingProxy(azurite.account_url.rsplit("/", 1)[0]) as own_account,
         ):
-            found.expect(AccessDeniedError, "wrong key", call)
-        target = f"az://{CONTAINER}/data/a.fits"
-        for args in (
-            ["info", target, *_cli_flags(options)],
-            ["info", "--json", target, *_cli_flags(options)],
-            ["info", target, *_cli_flags(wrong)],
-            ["info", f"az://{CONTAINER}/data/b.fits", *_cli_flags(options)],
-        ):
-            done = run_cli(args)
-            found.add(f"cloudfits {args[0]}", done.stdout + done.stderr)
-        assert "a.fits" in found.texts[-4][1]
-        print(f"\n{found.check()} outputs searched, no {kind} found")
-
-
-def _foreign_index(local: Path, data_uri: str) -> bytes:
-    document = cloudfits.build_index(str(local)).to_dict()
-    document["data_uri"] = data_uri
-    return json.dumps(document).encode()
-
-
-@pytest.mark.parametrize("kind", ["account key", "SAS token"])
-def test_high_1_canaries_azure_credentials_never_reach_another_host(
-    kind: str, azurite: AzuriteServer, stored: Any, local: Path
-) -> None:
-    secret, canaries = _credentials(kind)
-    options = {"account_url": azurite.account_url, **secret}
-    expected = fits.getdata(local / "a.fits")
-    with (
-        StaticHTTPServer(local) as server,
-        RecordingProxy(server.url) as web_host,
-        RecordingProxy(azurite.account_url.rsplit("/", 1)[0]) as other_account,
-        RecordingProxy(azurite.account_url.rsplit("/", 1)[0]) as own_account,
-    ):
-        # A foreign index on the account whose data lives on a web server.
-        stored.upload_blob("idx/web.json", _foreign_index(local, web_host.url), overwrite=True)
-        index = cloudfits.load_index(f"az://{CONTAINER}/idx/web.json", allow_local=True, **options)
-        np.testing.assert_array_equal(index.open("a.fits")[0].section[0:4], expected[0:4])
-        # One whose data is az:// too, read from another account's host.
-        stored.upload_blob(
-            "idx/az.json", _foreign_index(local, f"az://{CONTAINER}/data"), overwrite=True
-        )
-        own = {**options, "account_url": f"{own_account.url}/{ACCOUNT_NAME}"}
-        index = cloudfits.load_index(
-            f"az://{CONTAINER}/idx/az.json",
-            data_options={"account_url": f"{other_account.url}/{ACCOUNT_NAME}"},
-            allow_local=True,
-            **own,
-        )
-        with pytest.raises((AccessDeniedError, ObjectNotFoundError)):
-            index.open("a.fits")[0].section[0:4]
-        elsewhere = [*web_host.records, *other_account.records]
-        mine = own_account.records
-    assert web_host.records
-    assert other_account.records
-    assert mine
-    sent = [json.dumps(r.headers) + r.target for r in elsewhere]
-    assert not [c for c in canaries if any(c in s for s in sent)]
-    assert not any("SharedKey" in s or "sig=" in s for s in sent)
-    # The credential did go where it was given for.
-    assert all("SharedKey" in str(r.headers) or "sig=" in r.target for r in mine)
+            # A foreign index on the account whose data lives on a web server.
+            stored.upload_blob("idx/web.json", foreign_index(local, web_host.url), overwrite=True)
+            index = cloudfits.load_index(
+                f"az://{CONTAINER}/idx/web.json", allow_local=True, **options
+            )
+            np.testing.assert_array_equal(index.open("a.fits")[0].section[0:4], expected[0:4])
+            # One whose data is az:// too, read from another account's host.
+            stored.upload_blob(
+                "idx/az.json", foreign_index(local, f"az://{CONTAINER}/data"), overwrite=True
+            )
+            own = {**options, "account_url": f"{own_account.url}/{ACCOUNT_NAME}"}
+            index = cloudfits.load_index(
+                f"az://{CONTAINER}/idx/az.json",
+                data_options={"account_url": f"{other_account.url}/{ACCOUNT_NAME}"},
+                allow_local=True,
+                **own,
+            )
+            with pytest.raises((AccessDeniedError, ObjectNotFoundError)):
+                index.open("a.fits")[0].section[0:4]
+            elsewhere = [*web_host.records, *other_account.records]
+            mine = own_account.records
+        assert web_host.records
+        assert other_account.records
+        assert mine
+        sent = [json.dumps(r.headers) + r.target for r in elsewhere]
+        assert not [c for c in canaries if any(c in s for s in sent)]
+        assert not any("SharedKey" in s or "sig=" in s for s in sent)
+        # The credential did go where it was given for.
+        assert all("SharedKey" in str(r.headers) or "sig=" in r.target for r in mine)

@@ -9,7 +9,6 @@ given for and no other host. The emulators accept any token.
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import cloudfits
 from cloudfits import ObjectNotFoundError, TransientProviderError
 from cloudfits.fetch.reader import ObjectReader
 from cloudfits.providers.registry import get_registry
-from cloudfits.testing.canaries import CanaryCollector, run_cli
+from cloudfits.testing.canaries import CanaryCollector, CanaryTests, foreign_index, run_cli
 from cloudfits.testing.gcs import GCSServer
 from cloudfits.testing.http import StaticHTTPServer
 from cloudfits.testing.process import free_port
@@ -31,116 +30,86 @@ BUCKET = "canaries"
 TOKEN = "ya29.canary-gcs-token-5d0e7a31"
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gs-canaries")
-    image = np.arange(40 * 30, dtype=np.int16).reshape(40, 30)
-    table = fits.BinTableHDU.from_columns([fits.Column("X", "J", array=np.arange(20))])
-    fits.HDUList([fits.PrimaryHDU(image), table]).writeto(root / "a.fits")
-    return root
+class TestGCSCanaries(CanaryTests):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def bucket(cls, gcs_server: GCSServer, local: Path) -> Any:
+        gcs_server.create_bucket(BUCKET)
+        bucket = gcs_server.client().bucket(BUCKET)
+        bucket.blob("data/a.fits").upload_from_filename(str(local / "a.fits"))
+        return bucket
 
-
-@pytest.fixture(scope="module")
-def bucket(gcs_server: GCSServer, local: Path) -> Any:
-    gcs_server.create_bucket(BUCKET)
-    bucket = gcs_server.client().bucket(BUCKET)
-    bucket.blob("data/a.fits").upload_from_filename(str(local / "a.fits"))
-    return bucket
-
-
-@pytest.fixture(autouse=True)
-def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLOUDFITS_RETRY_DEADLINE", "3")
-    monkeypatch.setenv("CLOUDFITS_RETRY_BASE_DELAY", "0.01")
-
-
-def test_canaries_gcs_token_appears_nowhere(
-    gcs_server: GCSServer, bucket: Any, local: Path
-) -> None:
-    expected = fits.getdata(local / "a.fits")
-    with (
-        RecordingProxy(gcs_server.endpoint_url) as store,
-        CanaryCollector([TOKEN]) as found,
-    ):
-        options = {"endpoint_url": store.url, "token": TOKEN}
-        index = cloudfits.build_index(f"gs://{BUCKET}/data/", **options)
-        found.add("index", index.to_bytes())
-        index.save(f"gs://{BUCKET}/idx/i.json", **options)
-        found.add("saved index", bucket.blob("idx/i.json").download_as_bytes())
-        loaded = cloudfits.load_index(f"gs://{BUCKET}/idx/i.json", **options)
-        f = loaded.open("a.fits", **options)
-        np.testing.assert_array_equal(f[0].section[3:9, 2:7], expected[3:9, 2:7])
-        for thing in (index, loaded, f, f[0], f[1], f.reader, f.reader.provider, f.location):
-            found.add("repr", thing)
-            found.add("str", str(thing))
-        found.add("config", f.reader.provider.config)  # type: ignore[attr-defined]
-        found.add("pickled dask graph", pickle.dumps(dict(f[0].to_dask().__dask_graph__())))
-        provider, path = get_registry().for_uri(f"gs://{BUCKET}/data/a.fits", **options)
-        found.expect(ObjectNotFoundError, "missing", lambda: provider.head(path + "x"))
-        found.expect(
-            ObjectNotFoundError,
-            "missing",
-            lambda: cloudfits.open(f"gs://{BUCKET}/data/b.fits", **options),
-        )
-        dead = {**options, "endpoint_url": f"http://127.0.0.1:{free_port()}"}
-        nobody, path = get_registry().for_uri(f"gs://{BUCKET}/data/a.fits", **dead)
-        reader = ObjectReader(nobody, path, f"gs://{path}", size=100)
-        found.expect(TransientProviderError, "no server", lambda: reader.read(0, 10))
-        assert "retrying" in found.log_text  # the retries were logged at DEBUG
-        flags = ["--endpoint-url", store.url, "--token", TOKEN]
-        for args in (
-            ["info", f"gs://{BUCKET}/data/a.fits", *flags],
-            ["info", "--json", f"gs://{BUCKET}/data/a.fits", *flags],
-            ["info", f"gs://{BUCKET}/data/b.fits", *flags],
+    def test_canaries_gcs_token_appears_nowhere(
+        self, gcs_server: GCSServer, bucket: Any, local: Path
+    ) -> None:
+        with (
+            RecordingProxy(gcs_server.endpoint_url) as store,
+            CanaryCollector([TOKEN]) as found,
         ):
-            done = run_cli(args)
-            found.add(f"cloudfits {args[0]}", done.stdout + done.stderr)
-        assert "a.fits" in found.texts[-3][1]
-        print(f"\n{found.check()} outputs searched, no token found")
-        sent = store.records
-    # The token went to the store it was given for, on every request.
-    assert sent
-    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in sent)
+            options = {"endpoint_url": store.url, "token": TOKEN}
+            f = self.add_round_trip(
+                found,
+                f"gs://{BUCKET}",
+                "idx/i.json",
+                lambda name: bytes(bucket.blob(name).download_as_bytes()),
+                local,
+                options,
+            )
+            found.add("config", f.reader.provider.config)  # type: ignore[attr-defined]
+            provider, path = get_registry().for_uri(f"gs://{BUCKET}/data/a.fits", **options)
+            found.expect(ObjectNotFoundError, "missing", lambda: provider.head(path + "x"))
+            dead = {**options, "endpoint_url": f"http://127.0.0.1:{free_port()}"}
+            nobody, path = get_registry().for_uri(f"gs://{BUCKET}/data/a.fits", **dead)
+            reader = ObjectReader(nobody, path, f"gs://{path}", size=100)
+            found.expect(TransientProviderError, "no server", lambda: reader.read(0, 10))
+            assert "retrying" in found.log_text  # the retries were logged at DEBUG
+            flags = ["--endpoint-url", store.url, "--token", TOKEN]
+            for args in (
+                ["info", f"gs://{BUCKET}/data/a.fits", *flags],
+                ["info", "--json", f"gs://{BUCKET}/data/a.fits", *flags],
+                ["info", f"gs://{BUCKET}/data/b.fits", *flags],
+            ):
+                done = run_cli(args)
+                found.add(f"cloudfits {args[0]}", done.stdout + done.stderr)
+            assert "a.fits" in found.texts[-3][1]
+            print(f"\n{found.check()} outputs searched, no token found")
+            sent = store.records
+        # The token went to the store it was given for, on every request.
+        assert sent
+        assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in sent)
 
-
-def _foreign_index(local: Path, data_uri: str) -> bytes:
-    document = cloudfits.build_index(str(local)).to_dict()
-    document["data_uri"] = data_uri
-    return json.dumps(document).encode()
-
-
-def test_high_1_canaries_gcs_token_never_reaches_another_host(
-    gcs_server: GCSServer, bucket: Any, local: Path
-) -> None:
-    expected = fits.getdata(local / "a.fits")
-    with (
-        StaticHTTPServer(local) as server,
-        RecordingProxy(server.url) as web_host,
-        RecordingProxy(gcs_server.endpoint_url) as other_store,
-        RecordingProxy(gcs_server.endpoint_url) as own_store,
-    ):
-        options = {"endpoint_url": own_store.url, "token": TOKEN}
-        # A foreign index in the bucket whose data lives on a web server.
-        bucket.blob("idx/web.json").upload_from_string(_foreign_index(local, web_host.url))
-        index = cloudfits.load_index(f"gs://{BUCKET}/idx/web.json", allow_local=True, **options)
-        np.testing.assert_array_equal(index.open("a.fits")[0].section[0:4], expected[0:4])
-        # One whose data is gs:// too, read through another endpoint.
-        document = cloudfits.build_index(
-            f"gs://{BUCKET}/data/", endpoint_url=gcs_server.endpoint_url
-        ).to_bytes()
-        bucket.blob("idx/gs.json").upload_from_string(document)
-        index = cloudfits.load_index(
-            f"gs://{BUCKET}/idx/gs.json",
-            data_options={"endpoint_url": other_store.url},
-            allow_local=True,
-            **options,
-        )
-        np.testing.assert_array_equal(index.open("a.fits")[0].section[0:4], expected[0:4])
-        elsewhere = [*web_host.records, *other_store.records]
-        mine = own_store.records
-    assert web_host.records
-    assert other_store.records
-    assert not [r for r in elsewhere if TOKEN in json.dumps(r.headers) + r.target]
-    assert not [r for r in elsewhere if "authorization" in r.headers]
-    assert mine
-    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in mine)
+    def test_high_1_canaries_gcs_token_never_reaches_another_host(
+        self, gcs_server: GCSServer, bucket: Any, local: Path
+    ) -> None:
+        expected = fits.getdata(local / "a.fits")
+        with (
+            StaticHTTPServer(local) as server,
+            RecordingProxy(server.url) as web_host,
+            RecordingProxy(gcs_server.endpoint_url) as other_store,
+            RecordingProxy(gcs_server.endpoint_url) as own_store,
+        ):
+            options = {"endpoint_url": own_store.url, "token": TOKEN}
+            # A foreign index in the bucket whose data lives on a web server.
+            bucket.blob("idx/web.json").upload_from_string(foreign_index(local, web_host.url))
+            index = cloudfits.load_index(f"gs://{BUCKET}/idx/web.json", allow_local=True, **options)
+            np.testing.assert_array_equal(index.open("a.fits")[0].section[0:4], expected[0:4])
+            # One whose data is gs:// too, read through another endpoint.
+            document = cloudfits.build_index(
+                f"gs://{BUCKET}/data/", endpoint_url=gcs_server.endpoint_url
+            ).to_bytes()
+            bucket.blob("idx/gs.json").upload_from_string(document)
+            index = cloudfits.load_index(
+                f"gs://{BUCKET}/idx/gs.json",
+                data_options={"endpoint_url": other_store.url},
+                allow_local=True,
+                **options,
+            )
+            np.testing.assert_array_equal(index.open("a.fits")[0].section[0:4], expected[0:4])
+            elsewhere = [*web_host.records, *other_store.records]
+            mine = own_store.records
+        assert web_host.records
+        assert other_store.records
+        assert not [r for r in elsewhere if TOKEN in json.dumps(r.headers) + r.target]
+        assert not [r for r in elsewhere if "authorization" in r.headers]
+        assert mine
+        assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in mine)

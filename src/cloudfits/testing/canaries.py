@@ -12,20 +12,44 @@ Examples
 ...     found.add("index", index.to_bytes())
 ...     found.expect(ObjectNotFoundError, "missing", lambda: cloudfits.open(uri))
 >>> found.check()  # doctest: +SKIP
+
+`CanaryTests` is the base of the providers' canary test classes: the suite's file, quick
+retries, and the outputs of one index round trip and one read, which every provider's
+test searches (`CanaryTests.add_round_trip`).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CLOUDFITS_LOGGERS", "CanaryCollector", "chain_text", "run_cli"]
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from ..errors import ObjectNotFoundError
+from ..index.build import build_index, load_index
+from ..remote import RemoteFITS
+from ..remote import open as cloudfits_open
+
+__all__ = [
+    "CLOUDFITS_LOGGERS",
+    "CanaryCollector",
+    "CanaryTests",
+    "chain_text",
+    "cli_flags",
+    "foreign_index",
+    "run_cli",
+]
 
 #: The loggers of cloudfits and of its plugins.
 CLOUDFITS_LOGGERS = ("cloudfits", "cloudfits_azure", "cloudfits_gcs", "cloudfits_libcloud")
@@ -130,3 +154,88 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+def cli_flags(options: Mapping[str, Any]) -> list[str]:
+    """``options`` as command-line flags: ``{"account_key": k}`` is ``--account-key k``."""
+    return [x for k, v in options.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def foreign_index(local: Path, data_uri: str) -> bytes:
+    """An index of the directory ``local`` whose data lives at ``data_uri``, as JSON."""
+    document = build_index(str(local)).to_dict()
+    document["data_uri"] = data_uri
+    return json.dumps(document).encode()
+
+
+class CanaryTests:
+    """The fixtures and steps every provider's canary tests share.
+
+    The ``local`` fixture is a directory holding ``a.fits`` (a 40 x 30 image and a
+    20-row table), which a subclass's fixtures store as ``data/a.fits``.
+    """
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def local(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """A directory holding the suite's ``a.fits``."""
+        root = tmp_path_factory.mktemp("canaries")
+        image = np.arange(40 * 30, dtype=np.int16).reshape(40, 30)
+        table = fits.BinTableHDU.from_columns([fits.Column("X", "J", array=np.arange(20))])
+        fits.HDUList([fits.PrimaryHDU(image), table]).writeto(root / "a.fits")
+        return root
+
+    @pytest.fixture(autouse=True)
+    def _quick_retries(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("CLOUDFITS_RETRY_DEADLINE", "3")
+        monkeypatch.setenv("CLOUDFITS_RETRY_BASE_DELAY", "0.01")
+
+    def add_round_trip(
+        self,
+        found: CanaryCollector,
+        root: str,
+        saved_as: str,
+        saved: Callable[[str], bytes],
+        local: Path,
+        options: Mapping[str, Any],
+    ) -> RemoteFITS:
+        """Index ``root + "/data/"``, save, load and read it, keeping what cloudfits says.
+
+        Parameters
+        ----------
+        found : CanaryCollector
+            Where the outputs go.
+        root : str
+            The store's URI of the container, without a trailing ``/``.
+        saved_as : str
+            The path below ``root`` the index is saved as.
+        saved : callable
+            ``saved(saved_as)`` is what the store holds there, read by its own SDK.
+        local : pathlib.Path
+            The ``local`` fixture.
+        options : mapping
+            The provider's options, credentials included.
+
+        Returns
+        -------
+        RemoteFITS
+            ``a.fits``, opened through the loaded index.
+        """
+        expected = fits.getdata(local / "a.fits")
+        index = build_index(f"{root}/data/", **options)
+        found.add("index", index.to_bytes())
+        index.save(f"{root}/{saved_as}", **options)
+        found.add("saved index", saved(saved_as))
+        loaded = load_index(f"{root}/{saved_as}", **options)
+        f = loaded.open("a.fits", **options)
+        np.testing.assert_array_equal(f[0].section[3:9, 2:7], expected[3:9, 2:7])
+        for thing in (index, loaded, f, f[0], f[1], f.reader, f.reader.provider, f.location):
+            found.add("repr", thing)
+            found.add("str", str(thing))
+        found.add("pickled dask graph", pickle.dumps(dict(f[0].to_dask().__dask_graph__())))
+        found.expect(
+            ObjectNotFoundError,
+            "missing",
+            lambda: cloudfits_open(f"{root}/data/b.fits", **options),
+        )
+        return f

@@ -5,7 +5,9 @@ headers one byte every `SlowHeadServer.byte_every` seconds, each byte well withi
 socket read timeout, for a minute at most. A client that bounds only the wait for each
 byte stays in the headers that long; one whose read deadline covers the headers gives
 up by its deadline. Any path serves (the provider's URL layout does not matter): point
-a provider's endpoint at `SlowHeadServer.url`.
+a provider's endpoint at `SlowHeadServer.url`. Given a ``body``, the server answers
+``HEAD`` at once and honestly (its length, an ETag, ``Accept-Ranges``), for clients that
+describe an object before they read it.
 
 Examples
 --------
@@ -34,6 +36,16 @@ _HEAD = (
 )
 
 
+def _honest(body: bytes) -> bytes:
+    """The headers after the status line of an honest answer describing ``body``."""
+    return (
+        f"Content-Length: {len(body)}\r\n"
+        'ETag: "0123456789abcdef0123456789abcdef"\r\n'
+        "Last-Modified: Wed, 02 Dec 2026 06:00:00 GMT\r\n"
+        "Accept-Ranges: bytes\r\n\r\n"
+    ).encode()
+
+
 class _Handler(socketserver.BaseRequestHandler):
     server: _Server
 
@@ -45,14 +57,19 @@ class _Handler(socketserver.BaseRequestHandler):
             if not chunk:
                 return
             request += chunk
+        body = self.server.body
+        head = _HEAD if body is None else b"HTTP/1.1 206 Partial Content\r\n" + _honest(body)
+        if body is not None and request.startswith(b"HEAD "):
+            sock.sendall(b"HTTP/1.1 200 OK\r\n" + _honest(body))
+            return
         with self.server.lock:
             self.server.gets += 1
         until = time.monotonic() + 60
-        for i in range(len(_HEAD)):
+        for i in range(len(head)):
             if time.monotonic() > until or self.server.stopping.is_set():
                 return
             try:
-                sock.sendall(_HEAD[i : i + 1])
+                sock.sendall(head[i : i + 1])
             except OSError:
                 return
             self.server.stopping.wait(self.server.byte_every)
@@ -62,9 +79,10 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, byte_every: float) -> None:
+    def __init__(self, byte_every: float, body: bytes | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.byte_every = byte_every
+        self.body = body
         self.gets = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -77,6 +95,8 @@ class SlowHeadServer:
     ----------
     byte_every : float
         Seconds between two bytes of the head.
+    body : bytes, optional
+        The object ``HEAD`` describes at once; without it ``HEAD`` is trickled too.
 
     Attributes
     ----------
@@ -84,8 +104,9 @@ class SlowHeadServer:
         ``http://127.0.0.1:PORT``.
     """
 
-    def __init__(self, byte_every: float = 0.2) -> None:
+    def __init__(self, byte_every: float = 0.2, body: bytes | None = None) -> None:
         self.byte_every = byte_every
+        self.body = body
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -98,11 +119,11 @@ class SlowHeadServer:
 
     @property
     def gets(self) -> int:
-        """Requests answered so far."""
+        """Requests trickled so far (``HEAD`` answered at once excluded)."""
         return self._server.gets if self._server is not None else 0
 
     def __enter__(self) -> SlowHeadServer:
-        self._server = _Server(self.byte_every)
+        self._server = _Server(self.byte_every, self.body)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="SlowHeadServer", daemon=True
         )

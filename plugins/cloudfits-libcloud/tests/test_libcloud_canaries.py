@@ -42,10 +42,7 @@ class TestLibcloudCanaries(CanaryTests):
     @pytest.fixture(scope="class")
     @classmethod
     def stored(cls, azurite: AzuriteServer, local: Path) -> Any:
-        azurite.create_container(CONTAINER)
-        container = azurite.service_client().get_container_client(CONTAINER)
-        container.upload_blob("data/a.fits", (local / "a.fits").read_bytes(), overwrite=True)
-        return container
+        return azurite.put_blob(CONTAINER, "data/a.fits", (local / "a.fits").read_bytes())
 
     def test_canaries_libcloud_azure_key_appears_nowhere(
         self, azurite: AzuriteServer, stored: Any, local: Path

@@ -29,9 +29,7 @@ class TestLibcloudHostile(HostileReadTests):
     @pytest.fixture(scope="class")
     @classmethod
     def hostile_store(cls, azurite: AzuriteServer, local: Path) -> HostileStore:
-        azurite.create_container(CONTAINER)
-        container = azurite.service_client().get_container_client(CONTAINER)
-        container.upload_blob("data/h.fits", local.read_bytes(), overwrite=True)
+        azurite.put_blob(CONTAINER, "data/h.fits", local.read_bytes())
         upstream = azurite.account_url.rsplit("/", 1)[0]
         return HostileStore(f"libcloud+azure_blobs://{CONTAINER}/data/h.fits", upstream)
 

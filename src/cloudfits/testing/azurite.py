@@ -94,6 +94,16 @@ class AzuriteServer(ProcessServer):
         with contextlib.suppress(ResourceExistsError):
             container.create_container(public_access="container" if public else None)
 
+    def put_blob(self, container: str, name: str, data: bytes) -> Any:
+        """Store ``data`` as the blob ``name`` of ``container``, created unless it exists.
+
+        Returns the ``azure.storage.blob.ContainerClient`` of ``container``.
+        """
+        self.create_container(container)
+        client = self.service_client().get_container_client(container)
+        client.upload_blob(name, data, overwrite=True)
+        return client
+
 
 def azurite_environment(server: AzuriteServer) -> dict[str, str | None]:
     """The ``AZURE_STORAGE_*`` variables that point the Azure SDK at ``server`` alone."""

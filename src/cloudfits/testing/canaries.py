@@ -36,8 +36,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from ..errors import ObjectNotFoundError
+from ..errors import ObjectNotFoundError, TransientProviderError
+from ..fetch.reader import ObjectReader
 from ..index.build import build_index, load_index
+from ..providers.registry import get_registry
 from ..remote import RemoteFITS
 from ..remote import open as cloudfits_open
 
@@ -239,3 +241,36 @@ class CanaryTests:
             lambda: cloudfits_open(f"{root}/data/b.fits", **options),
         )
         return f
+
+    def add_provider_outputs(
+        self,
+        found: CanaryCollector,
+        f: RemoteFITS,
+        uri: str,
+        options: Mapping[str, Any],
+        dead: Mapping[str, Any],
+    ) -> None:
+        """Keep the provider's configuration, and its errors for a missing object and no server.
+
+        Parameters
+        ----------
+        found : CanaryCollector
+            Where the outputs go.
+        f : RemoteFITS
+            The file `add_round_trip` opened.
+        uri : str
+            The URI of the stored ``a.fits``.
+        options : mapping
+            The provider's options, credentials included.
+        dead : mapping
+            ``options`` pointing at a port where no server listens. Only the engine's
+            reads are tried there, which the engine retries (logging at DEBUG).
+        """
+        found.add("config", f.reader.provider.config)  # type: ignore[attr-defined]
+        provider, path = get_registry().for_uri(uri, **options)
+        found.expect(ObjectNotFoundError, "missing", lambda: provider.head(path + "x"))
+        nobody, dead_path = get_registry().for_uri(uri, **dead)
+        scheme = uri.split("://", 1)[0]
+        reader = ObjectReader(nobody, dead_path, f"{scheme}://{dead_path}", size=100)
+        found.expect(TransientProviderError, "no server", lambda: reader.read(0, 10))
+        assert "retrying" in found.log_text  # the retries were logged at DEBUG

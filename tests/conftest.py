@@ -13,10 +13,13 @@ from pathlib import Path
 import astropy.io.fits
 import pytest
 
-from cloudfits.testing.azurite import AzuriteServer, azurite_environment, start_azurite
-from cloudfits.testing.gcs import GCP_STORAGE_EMULATOR, GCSServer, start_gcs_server
-from cloudfits.testing.process import serving, start_or_skip
-from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs
+# Detailed assertion messages inside the shared suites the test files subclass.
+pytest.register_assert_rewrite("cloudfits.testing.hostile_reads", "cloudfits.testing.canaries")
+
+from cloudfits.testing.azurite import AzuriteServer, azurite_environment, start_azurite  # noqa: E402
+from cloudfits.testing.gcs import GCP_STORAGE_EMULATOR, GCSServer, start_gcs_server  # noqa: E402
+from cloudfits.testing.process import serving, start_or_skip  # noqa: E402
+from cloudfits.testing.seaweedfs import S3Server, start_seaweedfs  # noqa: E402
 
 CORPUS_DIR = Path(astropy.io.fits.__file__).parent / "tests" / "data"
 CORPUS = sorted(p.relative_to(CORPUS_DIR).as_posix() for p in CORPUS_DIR.rglob("*.fits"))

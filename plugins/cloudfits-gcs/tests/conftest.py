@@ -10,7 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.register_assert_rewrite("cloudfits.testing.conformance")
+pytest.register_assert_rewrite(
+    "cloudfits.testing.conformance", "cloudfits.testing.hostile_reads", "cloudfits.testing.canaries"
+)
 
 from cloudfits.testing.gcs import GCS_SERVERS, GCSServer, start_gcs_server  # noqa: E402
 from cloudfits.testing.process import serving, start_or_skip  # noqa: E402

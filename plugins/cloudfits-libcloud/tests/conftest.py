@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.register_assert_rewrite("cloudfits.testing.conformance")
+pytest.register_assert_rewrite(
+    "cloudfits.testing.conformance", "cloudfits.testing.hostile_reads", "cloudfits.testing.canaries"
+)
 
 from cloudfits.testing.azurite import AzuriteServer, start_azurite  # noqa: E402
 from cloudfits.testing.moto import MotoServer, start_moto  # noqa: E402

@@ -248,3 +248,59 @@ def test_low_search_expressions_raise_search_expression_error_only(
     index = cloudfits.build_index(str(tmp_path))
     with contextlib.suppress(SearchExpressionError):  # any other exception fails
         index.search(expression)
+
+
+@pytest.mark.parametrize(
+    "naxis_card", ["NAXIS                        2", " AXIS   =                    2"]
+)
+def test_a_primary_header_without_naxis_in_an_index_is_presented_not_a_key_error(
+    naxis_card: str,
+) -> None:
+    """An index's primary header whose NAXIS card is damaged, followed by a table:
+    astropy's EXTEND rule (insert after the last NAXISn) has no card to go after.
+    The header is still presented with EXTEND, and a summary is given or refused as
+    FITS (never a KeyError)."""
+    import json
+
+    from cloudfits import FitsIndex
+
+    def cards(*texts: str) -> str:
+        return "".join(t.ljust(80) for t in (*texts, "END"))
+
+    primary = cards(
+        "SIMPLE  =                    T",
+        "BITPIX  =                   16",
+        naxis_card,
+        "NAXIS1  =                   10",
+        "NAXIS2  =                   10",
+    )
+    table = cards(
+        "XTENSION= 'BINTABLE'",
+        "BITPIX  =                    8",
+        "NAXIS   =                    2",
+        "NAXIS1  =                    4",
+        "NAXIS2  =                    3",
+        "PCOUNT  =                    0",
+        "GCOUNT  =                    1",
+        "TFIELDS =                    1",
+        "TFORM1  = 'J       '",
+        "TTYPE1  = 'X       '",
+    )
+    hdus = [
+        {"header_offset": 0, "data_offset": 2880, "data_size": 0, "header": primary},
+        {"header_offset": 2880, "data_offset": 5760, "data_size": 12, "header": table},
+    ]
+    document = {
+        "format": "cloudfits-index",
+        "version": 1,
+        "generator": "test",
+        "created": "2026-01-01T00:00:00+00:00",
+        "data_uri": "s3://bucket/prefix",
+        "files": [{"path": "a.fits", "size": 8640, "etag": "abc", "hdus": hdus}],
+    }
+    index = FitsIndex.from_bytes(json.dumps(document).encode(), source="idx.json")
+    f = index.open("a.fits")
+    assert f[0].header["EXTEND"] is True
+    for hdu in f:
+        with contextlib.suppress(FitsFormatError):
+            assert hdu.summary()[0] == hdu.number

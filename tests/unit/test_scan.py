@@ -606,6 +606,38 @@ def test_huge_axis_or_column_count_is_refused_at_once(keyword: str, value: str) 
         assert f"{keyword.upper()} = {int(value)}" in str(err)
 
 
+@pytest.mark.parametrize("keyword", ["GCOUNT", "NAXIS2", "BITPIX", "PCOUNT"])
+def test_a_size_card_holding_a_string_is_refused_without_allocating(keyword: str) -> None:
+    """astropy multiplies the size cards: ``GCOUNT = 'IMAGE'`` with 999 x 999 axes of
+    64 bits repeats the string 64 million times before its sum fails."""
+    import tracemalloc
+
+    header = fits.Header()
+    header["SIMPLE"] = True
+    header["BITPIX"] = 64
+    header["NAXIS"] = 2
+    header["NAXIS1"] = 999
+    header["NAXIS2"] = 999
+    header["PCOUNT"] = 0
+    header["GCOUNT"] = 1
+    data = with_card(header.tostring().encode(), keyword, "'IMAGE   '")
+    tracemalloc.start()
+    try:
+        err = _scan_error(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"{keyword} holds a string" in str(err)
+    assert_names_hdu(err, "bad.fits", 0, 0)
+    assert peak < 8 * 1024 * 1024, peak
+
+
+def test_an_axis_beyond_naxis_may_hold_a_string_as_for_astropy() -> None:
+    data = _insert_card(_small_file(), 0, b"NAXIS3  = 'unused'".ljust(80))
+    got = assert_scans_as_astropy(data, "ok.fits")
+    assert got.hdus is not None
+
+
 def _insert_card(data: bytes, offset: int, card: bytes) -> bytes:
     """``data`` with ``card`` added before the END card of the header at ``offset``
     (into the blank padding that follows END, so nothing moves)."""

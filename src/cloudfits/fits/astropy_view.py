@@ -135,8 +135,12 @@ def presented_header(hdu: Any, number: int, count: int) -> fits.Header:
             header["EXTEND"] = True
         return header
     header = header.copy()
-    naxis = header["NAXIS"]
-    header.set("EXTEND", True, after="NAXIS" + (str(naxis) if naxis else ""))
+    naxis = header.get("NAXIS", 0)
+    after = f"NAXIS{naxis}" if isinstance(naxis, int) and naxis else "NAXIS"
+    if after in header:
+        header.set("EXTEND", True, after=after)
+    else:  # no (or no last) NAXIS card: astropy's rule has nothing to go after
+        header["EXTEND"] = True
     return header
 
 

@@ -30,6 +30,7 @@ _BITPIX = {8, 16, 32, 64, -32, -64}
 _MAX_NAXIS = 999
 _INTEGER = re.compile(rb" *([+-]?[0-9]{1,20}) *(?:/.*)?")
 _COUNT_CARD = re.compile(rb"(?i)(NAXIS|TFIELDS) {0,3}= *([+-]?[0-9]+)")
+_TEXT_SIZE_CARD = re.compile(rb"(?i)(BITPIX|NAXIS[0-9]{0,3}|PCOUNT|GCOUNT) *= *'")
 _SIZE_KEYS = {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS"}
 _STANDARD_FIRST_CARDS = (
     b"SIMPLE  =                    T",
@@ -49,24 +50,41 @@ def first_unprintable(raw: bytes) -> int | None:
 
 
 def count_card_problem(raw: bytes) -> str | None:
-    """What is wrong with a ``NAXIS`` or ``TFIELDS`` card of the header ``raw``, or None.
+    """What is wrong with a size or count card of the header ``raw``, or None.
 
     astropy builds one list entry per axis or column that these cards announce, before
     anything else is checked: ``NAXIS = 1000000000000`` makes ``fits.open`` loop and
     allocate until the machine runs out of memory. The standard allows at most 999 of
     either, so a larger count is refused before astropy sees the header (a negative
-    one astropy reads as none, and so does cloudfits).
+    one astropy reads as none, and so does cloudfits). Likewise a size card that holds
+    a string (``GCOUNT = 'IMAGE'``): astropy multiplies it by the others, which repeats
+    the string as many times as the data has bytes, before the sum fails.
     """
+    naxis = 0
+    texts: list[tuple[int, str]] = []
     for i in range(0, len(raw), CARD):
+        text = _TEXT_SIZE_CARD.match(raw, i, i + CARD)
+        if text is not None:
+            texts.append((i // CARD + 1, text.group(1).upper().decode()))
+            continue
         match = _COUNT_CARD.match(raw, i, i + CARD)
         if match is None:
             continue
         count = int(match.group(2))
+        key = match.group(1).upper().decode()
         if count > _MAX_NAXIS:
-            key = match.group(1).upper().decode()
             return (
                 f"{key} = {count} at card {i // CARD + 1}: the standard allows at most {_MAX_NAXIS}"
             )
+        if key == "NAXIS":
+            naxis = count
+    for number, key in texts:
+        # astropy multiplies the size cards' values: a string repeats itself
+        # BITPIX * NAXIS1 * ... times (gigabytes) before the sum fails. An axis
+        # beyond NAXIS takes no part, as for astropy.
+        if key.startswith("NAXIS") and key != "NAXIS" and int(key[5:]) > naxis:
+            continue
+        return f"{key} holds a string at card {number}: a size card must be a number"
     return None
 
 

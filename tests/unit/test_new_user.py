@@ -458,3 +458,17 @@ def test_predictions_stop_where_objects_of_one_size_differ(tmp_path: Path) -> No
             assert [(h.header_offset, h.data_offset) for h in entry.hdus] == [
                 (h._header_offset, h._data_offset) for h in local
             ]
+
+
+def test_a_script_that_opens_a_file_and_ends_prints_nothing(one_file: Path) -> None:
+    """``cloudfits.open`` starts pool threads in the background while its first answers
+    travel; a script that ends right after it must end quietly (no traceback of a
+    thread that met the interpreter's shutdown)."""
+    code = f"import cloudfits\ncloudfits.open({str(one_file)!r})\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for _ in range(5):
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr

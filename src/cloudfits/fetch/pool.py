@@ -65,7 +65,15 @@ def prestart_soon(pool: ThreadPoolExecutor, count: int) -> None:
     """
     if len(getattr(pool, "_threads", ())) >= min(count, pool._max_workers):
         return
-    threading.Thread(target=prestart, args=(pool, count), name="pool-warm-up", daemon=True).start()
+    threading.Thread(
+        target=_prestart_quietly, args=(pool, count), name="pool-warm-up", daemon=True
+    ).start()
+
+
+def _prestart_quietly(pool: ThreadPoolExecutor, count: int) -> None:
+    """`prestart`, where a pool or interpreter that shuts down meanwhile ends it."""
+    with contextlib.suppress(RuntimeError):  # "cannot schedule new futures after shutdown"
+        prestart(pool, count)
 
 
 def run_together(*calls: Callable[[], Any]) -> list[Any]:

@@ -372,7 +372,8 @@ class HostileReadTests:
             if kind == "redirect":
                 with contextlib.suppress(CloudFitsError):  # exact, or refused
                     assert reader.read(5000, 9000) == expected
-                assert elsewhere.records  # followed, without the credentials
+                # Followed or not (the SDKs differ, and time out under load), the
+                # credentials never reach the other host.
                 assert all("authorization" not in r.headers for r in elsewhere.records)
                 return
             with pytest.raises(ALWAYS_REFUSED[kind]):

@@ -41,7 +41,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IndexFormatError
-from ..fetch.rangefile import RangeFile
+from ..fetch.rangefile import RangeFile, SeekableRaw
 from ..fits.keywords import keyword_values
 from .entry import FORMAT_NAME, FileEntry, check_format
 from .json_schema import MAX_INDEX_BYTES
@@ -319,26 +319,16 @@ class _Unread(Exception):
     """What `_NoData` raises for every read: the probe went as far as the data."""
 
 
-class _NoData(io.RawIOBase):
+class _NoData(SeekableRaw):
     """A file of ``size`` bytes none of which can be read."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        self._size, self._position = size, 0
+        self._size = size
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = base + offset
-        return self._position
+    @property
+    def extent(self) -> int:
+        return self._size
 
     def readinto(self, buffer: Any) -> int:
         raise _Unread(f"read at byte {self._position}")

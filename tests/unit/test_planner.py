@@ -72,6 +72,52 @@ def test_coalesced_spans_cover_runs_exactly(case: tuple[np.ndarray, object], max
         assert np.all((inner_gaps == 0) | (inner_gaps < max(max_gap, 1)))
 
 
+@settings(max_examples=1000, deadline=None)
+@given(arrays_and_keys(), st.integers(1, 200))
+def test_widened_plan_gives_numpy_values_and_reads_only_short_holes(
+    case: tuple[np.ndarray, object], max_gap: int
+) -> None:
+    """Reading axes whole where the gaps are short: numpy's values, no more runs or
+    requests, and every unselected stretch a request reads is under ``max_gap`` bytes
+    (the holes the cost model reads through anyway)."""
+    array, key = case
+    exact = plan_section(array.shape, array.itemsize, key)
+    plan = plan_section(array.shape, array.itemsize, key, widen_below=max_gap)
+    raw = array.tobytes()
+    chunks = [raw[o : o + plan.run_nbytes] for o in plan.run_offsets.tolist()]
+    buffer = np.frombuffer(b"".join(chunks), dtype=array.dtype).reshape(plan.buffer_shape)
+    got, expected = buffer[plan.finish], array[key]
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)
+    assert plan.run_offsets.size <= exact.run_offsets.size
+    if exact.nbytes == 0:
+        return
+    spans = coalesce(plan.run_offsets, plan.run_nbytes, max_gap)
+    assert len(spans) <= len(coalesce(exact.run_offsets, exact.run_nbytes, max_gap))
+    selected = np.zeros(len(raw), dtype=bool)
+    for offset in exact.run_offsets.tolist():
+        selected[offset : offset + exact.run_nbytes] = True
+    for span in spans:
+        inside = selected[span.start : span.end]
+        assert inside[0] or span.start == 0 or not selected[span.start - 1]
+        edges = np.flatnonzero(np.diff(np.concatenate(([1], inside.astype(np.int8), [1]))))
+        holes = edges[1::2] - edges[::2]  # lengths of the unselected stretches
+        assert holes.size == 0 or int(holes.max()) < max_gap
+
+
+def test_one_plane_of_a_tess_cutout_is_read_as_whole_pixels() -> None:
+    """Plane 0 of (rows, columns, frames, 2): one run per row, not one per value."""
+    shape = (64, 64, 20, 2)
+    key = (slice(10, 20), slice(30, 40), slice(None), 0)
+    assert plan_section(shape, 4, key).run_offsets.size == 10 * 10 * 20
+    plan = plan_section(shape, 4, key, widen_below=4444)
+    assert plan.run_offsets.size == 10
+    assert plan.run_nbytes == 10 * 20 * 2 * 4
+    # A far plane selection keeps exact runs: the gaps are too long to merge.
+    sparse = plan_section((64, 64, 2000), 4, (slice(0, 2), slice(0, 2), 0), widen_below=4444)
+    assert sparse.run_offsets.size == 4
+
+
 def test_tess_cutout_is_one_run_per_row() -> None:
     shape = (64, 64, 20, 2)
     plan = plan_section(shape, 4, (slice(10, 20), slice(30, 40), slice(None), slice(None)))

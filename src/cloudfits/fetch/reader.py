@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..errors import CloudFitsError, CloudFitsWarning, RangeResponseError
 from ..providers.base import Provider, SupportsReadRange, range_into, read_range_of
@@ -332,7 +333,17 @@ def _scatter(
     if np.all(run_lengths == run_lengths[0]) and run_lengths[0] < 1024:
         n = int(run_lengths[0])
         dest = out[int(positions[a]) : int(positions[b])].reshape(-1, n)
-        dest[:] = scratch[rel[:, None] + np.arange(n)]
+        steps = np.diff(rel)
+        if steps.size and np.all(steps == steps[0]):
+            # Evenly spaced runs (one plane of interleaved planes, a column of a
+            # table): one strided copy, no index array of every byte.
+            step = int(steps[0])
+            first = int(rel[0])
+            dest[:] = as_strided(
+                scratch[first:], shape=dest.shape, strides=(step, 1), writeable=False
+            )
+        else:
+            dest[:] = scratch[rel[:, None] + np.arange(n)]
         return
     for start, length, pos in zip(
         rel.tolist(), run_lengths.tolist(), positions[a:b].tolist(), strict=True

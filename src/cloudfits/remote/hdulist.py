@@ -205,7 +205,9 @@ class RemoteHDU:
         if self.kind.is_compressed:
             return self.compressed.read(key, options)
         scaling = self._scaling()
-        plan = plan_section(self.shape, scaling.raw_dtype.itemsize, key)
+        plan = plan_section(
+            self.shape, scaling.raw_dtype.itemsize, key, widen_below=options.max_gap
+        )
         raw = self.file.reader.read_runs(
             self.layout.data_offset, plan.run_offsets, plan.run_nbytes, options
         )

@@ -284,3 +284,40 @@ def test_client_options_are_shared_and_read_their_environment(
     monkeypatch.setenv("CLOUDFITS_CONNECT_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="CLOUDFITS_CONNECT_TIMEOUT='soon'"):
         SpacesConfig()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2025-01-01T00:00:00.000Z",
+        "2024-06-30T23:59:59.123Z",
+        "2024-02-29T12:00:00Z",
+        "Wed, 01 Jan 2025 00:00:00 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "2025-01-01T00:00:00+02:00",
+        "1700000000",
+        1700000000,
+    ],
+)
+def test_s3_timestamps_parse_as_botocore_parses_them(value: object) -> None:
+    """The quick parser of listing and HEAD dates gives botocore's values."""
+    import botocore.utils
+
+    from cloudfits.providers.s3.wire import parse_timestamp
+
+    ours, theirs = parse_timestamp(value), botocore.utils.parse_timestamp(value)
+    assert ours == theirs
+    assert ours.isoformat() == theirs.isoformat()
+    assert ours.utcoffset() == theirs.utcoffset()
+
+
+def test_s3_timestamp_parser_refuses_what_botocore_refuses() -> None:
+    import botocore.utils
+
+    from cloudfits.providers.s3.wire import parse_timestamp
+
+    for bad in ("garbage T Z", "Mon, 99 Foo 2025 99:99:99 GMT"):
+        with pytest.raises(ValueError, match="Invalid timestamp"):
+            botocore.utils.parse_timestamp(bad)
+        with pytest.raises(ValueError, match="Invalid timestamp"):
+            parse_timestamp(bad)

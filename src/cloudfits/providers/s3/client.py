@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 from botocore import UNSIGNED
 
 from ...errors import CloudFitsError
@@ -39,6 +40,7 @@ from .wire import (
     TRANSIENT_STREAM,
     add_requester_pays,
     ask_identity,
+    parse_timestamp,
     range_request,
 )
 
@@ -74,7 +76,11 @@ class S3Provider(ProviderEdges):
 
     def _make_client(self) -> Any:
         c = self.config
-        session = boto3.session.Session(profile_name=c.profile)
+        core = botocore.session.get_session()
+        core.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
+        session = boto3.session.Session(profile_name=c.profile, botocore_session=core)
         self._session = session
         region = c.region or session.region_name or "us-east-1"
         options: dict[str, Any] = {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import http.client
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import botocore.exceptions
+import botocore.utils
 import urllib3
 
 from . import split_bucket_key
@@ -76,3 +79,23 @@ def add_requester_pays(request: Any, **_: Any) -> None:
 def ask_identity(request: Any, **_: Any) -> None:
     # A coded body is never the object's bytes: ask for none (the engine refuses any).
     request.headers["Accept-Encoding"] = "identity"
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, quicker on the two forms S3 sends.
+
+    A listing's ``LastModified`` is ISO 8601 (``2025-01-01T00:00:00.000Z``), a HEAD's
+    is an HTTP date (``Wed, 01 Jan 2025 00:00:00 GMT``). botocore parses each with
+    dateutil, about 0.14 ms a value: 1.4 s for a listing of 10,000 objects. Anything
+    else goes to botocore's parser; the result is the same timezone-aware value.
+    """
+    if isinstance(value, str):
+        try:
+            if value.endswith("Z") and "T" in value:
+                return datetime.fromisoformat(value)
+            if value.endswith(" GMT"):
+                return parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            pass
+    parsed: datetime = botocore.utils.parse_timestamp(value)
+    return parsed

@@ -258,3 +258,20 @@ def _not_a_cube(tmp_path: Path) -> cloudfits.RemoteFITS:
     path = tmp_path / "image.fits"
     fits.PrimaryHDU(np.zeros((3, 3))).writeto(path)
     return cloudfits.open(path)
+
+
+def test_any_range_is_the_same_bytes_as_the_whole_object() -> None:
+    """Ranges across every boundary of the layout (headers, image, table rows) are
+    slices of the whole object, so a read of headers alone needs no table rows."""
+    cube = GeneratedCube(3, SMALL)
+    whole = GeneratedCube(3, SMALL).read(0, cube.size)
+    edges = [0, cube.image_offset, cube.data_offset, cube.table_offset]
+    edges += [cube.table_data_offset, cube.size]
+    rng = np.random.default_rng(7)
+    spans = [(max(0, e - 3), min(cube.size, e + 5)) for e in edges]
+    spans += [tuple(sorted(rng.integers(0, cube.size + 1, 2))) for _ in range(200)]
+    for a, b in spans:
+        assert cube.read(int(a), int(b)) == whole[a:b], (a, b)
+    header_only = GeneratedCube(4, SMALL)
+    header_only.read(cube.table_offset, cube.table_data_offset)
+    assert "_table_data" not in header_only.__dict__

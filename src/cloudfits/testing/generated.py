@@ -259,31 +259,31 @@ class GeneratedCube:
             ("TSTOP", self._tstart0 + self.frames * _CADENCE, "end time of last FFI"),
         ]
 
-    @property
+    @functools.cached_property
     def image_offset(self) -> int:
         """Byte offset of the image extension's header."""
         return len(self.headers[0])
 
-    @property
+    @functools.cached_property
     def data_offset(self) -> int:
         """Byte offset of the first image byte."""
         return self.image_offset + len(self.headers[1])
 
-    @property
+    @functools.cached_property
     def data_size(self) -> int:
         """Image bytes, without padding."""
         return 4 * int(np.prod(self.shape, dtype=np.int64))
 
-    @property
+    @functools.cached_property
     def table_offset(self) -> int:
         """Byte offset of the table's header."""
         return self.data_offset + -(-self.data_size // BLOCK) * BLOCK
 
-    @property
+    @functools.cached_property
     def table_data_offset(self) -> int:
         return self.table_offset + len(self.headers[2])
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         """The object's size in bytes."""
         table = _ROW_BYTES * self.frames
@@ -378,31 +378,36 @@ class GeneratedCube:
     # ------------------------------------------------------------------ bytes
 
     @functools.cached_property
-    def _table_region(self) -> bytes:
-        """The table's header and data, padded: the object's last bytes."""
+    def _table_data(self) -> bytes:
+        """The table's rows, padded: the object's last bytes (built on first use, so a
+        read of headers only never builds them)."""
         raw = self.table.tobytes()
-        return self.headers[2] + raw + b"\0" * (-len(raw) % BLOCK)
+        return raw + b"\0" * (-len(raw) % BLOCK)
 
     def chunks(self, start: int, end: int, chunk: int = 1 << 20) -> list[memoryview | bytes]:
         """Bytes ``[start, end)`` of the object, as a list of pieces (mostly views)."""
         if not 0 <= start <= end <= self.size:
             raise ValueError(f"range [{start}, {end}) outside [0, {self.size})")
         pieces: list[memoryview | bytes] = []
-        head = b"".join(self.headers[:2])
+        primary, image, table = self.headers
         for region_start, region_end in (
-            (0, len(head)),
+            (0, self.image_offset),
+            (self.image_offset, self.data_offset),
             (self.data_offset, self.table_offset),
-            (self.table_offset, self.size),
+            (self.table_offset, self.table_data_offset),
+            (self.table_data_offset, self.size),
         ):
             a, b = max(start, region_start), min(end, region_end)
             if a >= b:
                 continue
-            if region_start == 0:
-                pieces.append(head[a:b])
-            elif region_start == self.table_offset:
-                pieces.append(self._table_region[a - region_start : b - region_start])
+            a, b = a - region_start, b - region_start
+            if region_start == self.data_offset:
+                pieces.extend(self._image_bytes(a, b, chunk))
+            elif region_start == self.table_data_offset:
+                pieces.append(memoryview(self._table_data)[a:b])
             else:
-                pieces.extend(self._image_bytes(a - self.data_offset, b - self.data_offset, chunk))
+                header = {0: primary, self.image_offset: image, self.table_offset: table}
+                pieces.append(header[region_start][a:b])
         return pieces
 
     def read(self, start: int, end: int) -> bytes:

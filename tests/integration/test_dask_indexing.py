@@ -106,6 +106,7 @@ def _upload_with_bad_objects(s3_server: S3Server, prefix: str) -> dict[str, byte
     bodies = {f"good{i}.fits": _fits_bytes(i) for i in range(8)}
     bodies["truncated.fits"] = _fits_bytes(40)[: 2880 * 3 + 100]  # cut inside an HDU
     bodies["garbage.fits"] = b"this is not a FITS file" * 200
+    s3_server.create_bucket(BUCKET)  # also when no test that uses ``objects`` ran first
     client = s3_server.client()
     for name, body in bodies.items():
         client.put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=body)

@@ -126,3 +126,17 @@ def test_secret_flags_are_never_echoed(
     assert code == 2
     assert secret not in out + err
     assert not index.exists()
+
+
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_a_command_line_parses_alike_with_only_its_own_subcommand_built(command: str) -> None:
+    """``main`` builds only the subcommand it runs; what it parses, and the help of the
+    command and of ``cloudfits``, are those of the whole parser."""
+    from cloudfits.cli.main import _build, _command_of
+
+    (full, commands), (lean, lean_commands) = _build(), _build(_command_of([command, "-h"]))
+    assert _command_of(["--quiet", command, "x"]) == command
+    assert lean.format_help() == full.format_help()
+    assert lean_commands[command].format_help() == commands[command].format_help()
+    assert _command_of(["nosuch"]) is None
+    assert _command_of(["--version"]) is None

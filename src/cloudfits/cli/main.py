@@ -10,6 +10,7 @@ when ``--requester-pays`` is given.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
@@ -106,12 +107,19 @@ def _register(sub: Any, command: Command) -> argparse.ArgumentParser:
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``cloudfits`` parser with every subcommand of `COMMANDS`."""
-    return _build()[0]
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``cloudfits`` parser with every subcommand of `COMMANDS`.
+
+    With ``only`` (a subcommand's name), the other subcommands are listed by name and
+    help line alone: the parser of a command line that runs ``only`` is made without
+    building theirs (their provider flags are most of a parser's making).
+    """
+    return _build(only)[0]
 
 
-def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def _build(
+    only: str | None = None,
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="cloudfits",
         description="Index FITS files once, then read headers, cutouts and table rows"
@@ -121,8 +129,22 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     )
     parser.add_argument("--version", action="version", version=f"cloudfits {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = {command.name: _register(sub, command) for command in COMMANDS}
+    commands = {
+        command.name: (
+            _register(sub, command)
+            if only is None or command.name == only
+            else sub.add_parser(command.name, help=command.help)
+        )
+        for command in COMMANDS
+    }
     return parser, commands
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand a command line runs (its first word that is not an option), when
+    it names one of `COMMANDS`."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if any(command.name == first for command in COMMANDS) else None
 
 
 def command_parser(name: str) -> argparse.ArgumentParser:
@@ -212,9 +234,13 @@ def _not_astropy(record: logging.LogRecord) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``cloudfits``: parse the command line and run one subcommand."""
-    parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(words))
+    args = parser.parse_args(words)
     _configure_logging(getattr(args, "quiet", False))
+    # What the imports made lives as long as the process: out of the collector's sight,
+    # a command's collections walk only what it makes itself.
+    gc.freeze()
     return _dispatch(args, args.parser)
 
 
@@ -250,4 +276,5 @@ def index_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet = getattr(args, "quiet", False)
     _configure_logging(quiet)
+    gc.freeze()
     return _dispatch(args, parser)

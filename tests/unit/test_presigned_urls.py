@@ -40,3 +40,31 @@ def test_fast_urls_equal_botocore_urls(
         assert fast == slow
     if options.get("requester_pays"):
         assert "x-amz-request-payer" in first
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/b/k.fits?X-Amz-Credential=a%2F2026%2Fs3&X-Amz-Signature=00ff",
+        "https://b.s3.eu-west-1.amazonaws.com/dir/a%20b%2B%C3%A9.fits?X-Amz-Date=20261202T0",
+        "https://example.org/b/k.fits",
+    ],
+)
+def test_a_parsed_target_is_the_url_it_came_from(url: str) -> None:
+    """A read sends the request line parsed once from its presigned URL: put back
+    together, it is that URL, percent-encodings as they were."""
+    from cloudfits.providers.s3.presigned import _Target
+
+    target = _Target.of(url)
+    port = "" if target.port is None else f":{target.port}"
+    assert f"{target.scheme}://{target.host}{port}{target.request_uri}" == url
+
+
+def test_the_resolver_is_warmed_once_per_process() -> None:
+    from cloudfits.providers import deadline
+
+    deadline.warm_resolver()
+    deadline.warm_resolver()
+    assert len(deadline._warmed) == 1
+    deadline._warmed[0].join(timeout=10)
+    assert not deadline._warmed[0].is_alive()

@@ -22,10 +22,17 @@ from astropy.io.fits.hdu.base import NonstandardExtHDU, _BaseHDU, _CorruptedHDU,
 from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 
 from ..errors import FitsFormatError
-from .cards import count_card_problem
+from .cards import count_card_problem, standard_data_size
 from .geometry import HDUKind
 
-__all__ = ["BLOCK", "astropy_hdu", "data_nbytes", "hdu_kind_of", "presented_header"]
+__all__ = [
+    "BLOCK",
+    "astropy_hdu",
+    "data_nbytes",
+    "hdu_kind_of",
+    "presented_header",
+    "standard_view",
+]
 
 BLOCK = 2880
 _REST_OF_OBJECT = (_NonstandardHDU, _CorruptedHDU)
@@ -67,6 +74,36 @@ def astropy_hdu(text: str, *, where: str, quiet: bool = False) -> Any:
             return _BaseHDU.readfrom(io.BytesIO(blob), uint=True)
     except Exception as err:  # astropy signals a bad header with half a dozen types
         raise FitsFormatError(f"{where}: malformed header: {err}") from err
+
+
+_STANDARD_KINDS = {
+    b"SIMPLE  =": HDUKind.PRIMARY,
+    b"XTENSION= 'IMAGE   '": HDUKind.IMAGE,
+    b"XTENSION= 'BINTABLE'": HDUKind.BINTABLE,
+    b"XTENSION= 'TABLE   '": HDUKind.TABLE,
+}
+
+
+def standard_view(text: str) -> tuple[HDUKind, int] | None:
+    """`hdu_kind_of` and `data_nbytes` of the HDU astropy makes of a standard header,
+    without making it; None to ask astropy.
+
+    Standard: printable, fixed-format size cards and a first card for which astropy
+    picks its class by that card alone and sizes the data by the formula
+    (`cloudfits.fits.cards.standard_data_size`), no random groups, no count astropy
+    would choke on (`count_card_problem`), and for a binary table no ``ZIMAGE`` card
+    anywhere (a tile-compressed image, or a header astropy may take for one, is left
+    to astropy). For these, building astropy's HDU costs about half a millisecond and
+    tells nothing more.
+    """
+    blob = text.encode("latin-1")
+    kind = next((k for first, k in _STANDARD_KINDS.items() if blob.startswith(first)), None)
+    if kind is None or (kind is HDUKind.BINTABLE and b"ZIMAGE" in blob.upper()):
+        return None
+    nbytes = standard_data_size(blob)
+    if nbytes is None or count_card_problem(blob) is not None:
+        return None
+    return kind, nbytes
 
 
 def hdu_kind_of(hdu: Any) -> HDUKind:

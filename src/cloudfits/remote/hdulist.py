@@ -11,7 +11,7 @@ from astropy.io.fits import Header
 
 from ..fetch.spans import FetchOptions
 from ..fetch.stats import ReadStats
-from ..fits.astropy_view import astropy_hdu, hdu_kind_of, presented_header
+from ..fits.astropy_view import astropy_hdu, hdu_kind_of, presented_header, standard_view
 from ..fits.geometry import (
     HDUKind,
     ImageScaling,
@@ -61,11 +61,8 @@ class RemoteHDU:
 
     @cached_property
     def raw_header(self) -> Header:
-        """The header as stored in the file (no request), a copy of `stored_header`.
-
-        The same as `header`, except for a tile-compressed image, where this is the
-        header of the binary table that holds the tiles.
-        """
+        """The header as stored in the file (no request), a copy of `stored_header`: that
+        is `header`, except for a tile-compressed image (the header of its tile table)."""
         return self.stored_header.copy()
 
     @cached_property
@@ -98,7 +95,10 @@ class RemoteHDU:
     @cached_property
     def kind(self) -> HDUKind:
         """The kind of HDU astropy makes of it (`~cloudfits.fits.geometry.HDUKind`)."""
-        return hdu_kind_of(self._astropy)
+        # A standard header says it without astropy's HDU (see `standard_view`).
+        return (self._standard_view or (hdu_kind_of(self._astropy),))[0]
+
+    _standard_view = cached_property(lambda self: standard_view(self.layout.header))
 
     def _scaling(self) -> ImageScaling:
         if self.kind is HDUKind.NONSTANDARD:

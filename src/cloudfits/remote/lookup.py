@@ -67,7 +67,12 @@ def check_layout(hdu: RemoteHDU) -> None:
     """Refuse to read when the indexed layout disagrees with the header (an edited index)."""
     layout = hdu.layout
     where = f"{hdu.file.uri}: HDU {hdu.number} at byte {layout.header_offset}"
-    expected = data_nbytes(hdu._astropy, hdu.file.size - layout.data_offset, where=where)
+    view = hdu._standard_view
+    expected = (
+        view[1]
+        if view is not None
+        else data_nbytes(hdu._astropy, hdu.file.size - layout.data_offset, where=where)
+    )
     if expected != layout.data_size:
         raise IndexFormatError(
             f"{where}: the index says {layout.data_size} data bytes, the header says {expected}"

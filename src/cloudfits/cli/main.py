@@ -184,6 +184,9 @@ def _for_cli(err: BaseException) -> str:
 
 def _dispatch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run a parsed command; map its exceptions to exit codes and messages."""
+    # What the imports made lives as long as the process: out of the collector's sight,
+    # a command's collections walk only what it makes itself.
+    gc.freeze()
     before = process_stats.snapshot()
     try:
         if hasattr(args, "price_per_gb"):
@@ -238,9 +241,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_command_of(words))
     args = parser.parse_args(words)
     _configure_logging(getattr(args, "quiet", False))
-    # What the imports made lives as long as the process: out of the collector's sight,
-    # a command's collections walk only what it makes itself.
-    gc.freeze()
     return _dispatch(args, args.parser)
 
 
@@ -276,5 +276,4 @@ def index_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quiet = getattr(args, "quiet", False)
     _configure_logging(quiet)
-    gc.freeze()
     return _dispatch(args, parser)

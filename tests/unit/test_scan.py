@@ -904,3 +904,13 @@ def standard_view_of(text: str) -> object:
     from cloudfits.fits.astropy_view import standard_view
 
     return standard_view(text)
+
+
+def test_each_standard_first_card_gives_a_kind_of_hdu() -> None:
+    from cloudfits.fits.cards import STANDARD_FIRST_CARDS, standard_kind
+    from cloudfits.fits.geometry import HDUKind
+
+    for first, kind in STANDARD_FIRST_CARDS.items():
+        assert standard_kind(first.ljust(80)) == HDUKind(kind).value
+    assert standard_kind(b"SIMPLE  =                    F".ljust(80)) is None
+    assert standard_kind(b"XTENSION= 'A3DTABLE'".ljust(80)) is None

@@ -22,7 +22,7 @@ from astropy.io.fits.hdu.base import NonstandardExtHDU, _BaseHDU, _CorruptedHDU,
 from astropy.utils.exceptions import AstropyUserWarning, AstropyWarning
 
 from ..errors import FitsFormatError
-from .cards import count_card_problem, standard_data_size
+from .cards import count_card_problem, standard_data_size, standard_kind
 from .geometry import HDUKind
 
 __all__ = [
@@ -76,14 +76,6 @@ def astropy_hdu(text: str, *, where: str, quiet: bool = False) -> Any:
         raise FitsFormatError(f"{where}: malformed header: {err}") from err
 
 
-_STANDARD_KINDS = {
-    b"SIMPLE  =": HDUKind.PRIMARY,
-    b"XTENSION= 'IMAGE   '": HDUKind.IMAGE,
-    b"XTENSION= 'BINTABLE'": HDUKind.BINTABLE,
-    b"XTENSION= 'TABLE   '": HDUKind.TABLE,
-}
-
-
 def standard_view(text: str) -> tuple[HDUKind, int] | None:
     """`hdu_kind_of` and `data_nbytes` of the HDU astropy makes of a standard header,
     without making it; None to ask astropy.
@@ -97,8 +89,11 @@ def standard_view(text: str) -> tuple[HDUKind, int] | None:
     tells nothing more.
     """
     blob = text.encode("latin-1")
-    kind = next((k for first, k in _STANDARD_KINDS.items() if blob.startswith(first)), None)
-    if kind is None or (kind is HDUKind.BINTABLE and b"ZIMAGE" in blob.upper()):
+    name = standard_kind(blob)
+    if name is None:
+        return None
+    kind = HDUKind(name)
+    if kind is HDUKind.BINTABLE and b"ZIMAGE" in blob.upper():
         return None
     nbytes = standard_data_size(blob)
     if nbytes is None or count_card_problem(blob) is not None:

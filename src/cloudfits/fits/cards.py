@@ -16,11 +16,13 @@ from math import prod
 
 __all__ = [
     "END_CARD",
+    "STANDARD_FIRST_CARDS",
     "count_card_problem",
     "end_card_index",
     "first_unprintable",
     "quick_data_size",
     "standard_data_size",
+    "standard_kind",
 ]
 
 CARD = 80
@@ -32,14 +34,22 @@ _INTEGER = re.compile(rb" *([+-]?[0-9]{1,20}) *(?:/.*)?")
 _COUNT_CARD = re.compile(rb"(?i)(NAXIS|TFIELDS) {0,3}= *([+-]?[0-9]+)")
 _TEXT_SIZE_CARD = re.compile(rb"(?i)(BITPIX|NAXIS[0-9]{0,3}|PCOUNT|GCOUNT) *= *'")
 _SIZE_KEYS = {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS"}
-_STANDARD_FIRST_CARDS = (
-    b"SIMPLE  =                    T",
-    b"XTENSION= 'IMAGE   '",
-    b"XTENSION= 'BINTABLE'",
-    b"XTENSION= 'TABLE   '",
-)
-"""First cards for which astropy sizes the data by the formula of `quick_data_size`
-(a primary, image or table HDU); any other HDU is sized by astropy itself."""
+STANDARD_FIRST_CARDS = {
+    b"SIMPLE  =                    T": "primary",
+    b"XTENSION= 'IMAGE   '": "image",
+    b"XTENSION= 'BINTABLE'": "bintable",
+    b"XTENSION= 'TABLE   '": "table",
+}
+"""First cards for which astropy picks the HDU's class by that card alone and sizes
+its data by the formula of `quick_data_size`, with the kind of HDU each gives (the
+value of a `cloudfits.fits.geometry.HDUKind`); any other HDU is sized by astropy."""
+_STANDARD_FIRST_CARDS = tuple(STANDARD_FIRST_CARDS)
+
+
+def standard_kind(raw: bytes) -> str | None:
+    """The kind of HDU (an `HDUKind` value) of a header starting with one of the
+    `STANDARD_FIRST_CARDS`, or None."""
+    return next((k for first, k in STANDARD_FIRST_CARDS.items() if raw.startswith(first)), None)
 
 
 def first_unprintable(raw: bytes) -> int | None:

@@ -103,6 +103,18 @@ class PresignedReads:
             **kwargs,
         )
 
+    def _range_headers(self, start: int, end: int, etag: str | None) -> dict[str, str]:
+        """The signed headers, the range ``[start, end)`` (the bytes as stored, no
+        transfer coding) and, with ``etag``, the condition that the object is unchanged."""
+        headers = {
+            **self._headers,
+            "Range": f"bytes={start}-{end - 1}",
+            "Accept-Encoding": "identity",
+        }
+        if etag is not None:
+            headers["If-Match"] = f'"{etag}"'
+        return headers
+
     def forget(self, path: str) -> None:
         """Sign a new URL for ``path`` next time."""
         with self._lock:
@@ -116,9 +128,7 @@ class PresignedReads:
         if target is None:
             return None
         end = start + len(out)
-        headers = {**self._headers, "Range": f"bytes={start}-{end - 1}"}
-        if etag is not None:
-            headers["If-Match"] = f'"{etag}"'
+        headers = self._range_headers(start, end, etag)
         try:
             response = self._get(target, headers)
         except urllib3.exceptions.HTTPError:
@@ -171,13 +181,7 @@ class PresignedReads:
         if target is None:
             return None
         end = start + len(out)
-        headers = {
-            **self._headers,
-            "Range": f"bytes={start}-{end - 1}",
-            "Accept-Encoding": "identity",
-        }
-        if etag is not None:
-            headers["If-Match"] = f'"{etag}"'
+        headers = self._range_headers(start, end, etag)
         timeout: Any = None
         if deadline is not None:
             left = max(0.001, deadline - time.monotonic())

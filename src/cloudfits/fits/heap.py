@@ -16,15 +16,13 @@ import numpy as np
 
 from ..errors import FitsFormatError
 from ..fetch.spans import merge_ranges
+from .rowlayout import ELEMENT_BYTES
 
 if TYPE_CHECKING:
     from ..fetch.reader import ObjectReader
     from ..fetch.spans import FetchOptions
 
 __all__ = ["HeapColumn", "compact_heap", "heap_columns"]
-
-# Bytes per element of each TFORM type letter (X, bits, is handled apart).
-_ELEMENT_BYTES = {"L": 1, "B": 1, "A": 1, "I": 2, "J": 4, "K": 8, "E": 4, "D": 8, "C": 8, "M": 16}
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ class HeapColumn:
         if self.element == "X":
             result: np.ndarray = (counts + 7) // 8
             return result
-        return counts * _ELEMENT_BYTES[self.element]
+        return counts * ELEMENT_BYTES[self.element]
 
 
 def heap_columns(coldefs: Any) -> list[HeapColumn]:
@@ -67,7 +65,7 @@ def heap_columns(coldefs: Any) -> list[HeapColumn]:
         if letter not in ("P", "Q") or not hasattr(fmt, "p_format"):
             continue
         element = str(fmt.p_format).upper()
-        if element not in _ELEMENT_BYTES and element != "X":
+        if element not in ELEMENT_BYTES and element != "X":
             raise FitsFormatError(f"column {column.name!r}: unknown element type {fmt}")
         descriptor = np.dtype(">i4" if letter == "P" else ">i8")
         found.append(HeapColumn(column.name, int(fields[column.name][1]), descriptor, element))

@@ -178,7 +178,7 @@ class RemoteHDU:
         """Names, row type and variable-length columns of a table (`TableColumns`)."""
         if self.kind.is_image and not self.kind.is_compressed:
             raise TypeError(f"{self!r} is an image; it has no columns")
-        return table_columns(self.kind, self.layout.header)
+        return table_columns(self.kind, self.layout.header, self.stored_header)
 
     @property
     def columns(self) -> list[str]:

@@ -8,9 +8,9 @@ come out exactly as ``Table.read`` gives them.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -113,31 +113,45 @@ class TableColumns:
     variable: tuple[HeapColumn, ...]
 
 
-@lru_cache(maxsize=64)
-def _table_columns(kind: HDUKind, text: str) -> TableColumns:
-    header = parse_header(text, where="table header")
-    plain = plain_row_type(header) if kind is HDUKind.BINTABLE else None
-    if plain is not None:
-        return TableColumns(*plain, ())
-    coldefs = column_definitions(kind, header)
-    variable = tuple(heap_columns(coldefs)) if kind in _HEAP_KINDS else ()
-    return TableColumns(tuple(coldefs.names), np.dtype(coldefs.dtype), variable)
+_KNOWN_COLUMNS: dict[tuple[HDUKind, str], TableColumns] = {}
+_KNOWN_LOCK = threading.Lock()
+_KNOWN_MAX = 64
 
 
-def table_columns(kind: HDUKind, header_text: str) -> TableColumns:
+def table_columns(
+    kind: HDUKind, header_text: str, header: fits.Header | None = None
+) -> TableColumns:
     """The `TableColumns` of a table header's cards (``HDULayout.header``).
 
     A binary table of fixed-width columns gets them from its cards
     (`~cloudfits.fits.rowlayout.plain_row_type`); any other from astropy's column
-    definitions, which take some 6 ms for a 55-column table. Kept for the headers met
-    last, which every open of the same file (and every cube of a sector) shares.
+    definitions, which take some 6 ms for a 55-column table. Kept for the 64 headers
+    met last, which every open of the same file (and every cube of a sector) shares.
+    ``header``, when given, is ``header_text`` already parsed.
 
     Raises
     ------
     FitsFormatError
         When astropy cannot make columns of the header.
     """
-    return _table_columns(kind, header_text)
+    key = (kind, header_text)
+    known = _KNOWN_COLUMNS.get(key)
+    if known is not None:
+        return known
+    if header is None:
+        header = parse_header(header_text, where="table header")
+    plain = plain_row_type(header) if kind is HDUKind.BINTABLE else None
+    if plain is not None:
+        known = TableColumns(*plain, ())
+    else:
+        coldefs = column_definitions(kind, header)
+        variable = tuple(heap_columns(coldefs)) if kind in _HEAP_KINDS else ()
+        known = TableColumns(tuple(coldefs.names), np.dtype(coldefs.dtype), variable)
+    with _KNOWN_LOCK:
+        if len(_KNOWN_COLUMNS) >= _KNOWN_MAX:
+            del _KNOWN_COLUMNS[next(iter(_KNOWN_COLUMNS))]
+        _KNOWN_COLUMNS[key] = known
+    return known
 
 
 def column_definitions(kind: HDUKind, header: fits.Header) -> Any:

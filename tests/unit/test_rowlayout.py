@@ -118,3 +118,10 @@ def test_a_missing_name_is_left_to_astropy() -> None:
     header = _header()
     del header["TTYPE1"]
     assert plain_row_type(header) is None
+
+
+def test_an_unparsable_card_is_left_to_astropy() -> None:
+    text = _header().tostring()
+    at = text.index("TFORM1  = ")
+    text = text[:at] + "TFORM1  = 'E".ljust(80) + text[at + 80 :]
+    assert plain_row_type(fits.Header.fromstring(text)) is None

@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import numpy as np
+from astropy.io.fits.verify import VerifyError
 
 __all__ = ["ELEMENT_BYTES", "plain_row_type"]
 
@@ -65,7 +66,7 @@ def plain_row_type(header: Any) -> tuple[tuple[str, ...], np.dtype[Any]] | None:
             names.append(name)
             formats.append(element)
             offset += element.itemsize
-    except ValueError:  # a card astropy cannot parse: its definitions will say how
+    except (VerifyError, ValueError):  # a card astropy cannot parse: its definitions say how
         return None
     if offset != rowlen or len(set(names)) != len(names):
         return None

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 
 import cloudfits
 from cloudfits import AccessDeniedError, FitsFormatError, IndexFormatError
@@ -46,6 +47,33 @@ def test_low_bscale_abc_is_a_fits_format_error_naming_file_and_hdu(tmp_path: Pat
     f = cloudfits.open(path)
     with pytest.raises(FitsFormatError, match=r"scaled\.fits: HDU 0 at byte 0: card BSCALE"):
         f[0].section[0:2]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "column"),
+    [("TSCAL2", "'abc'", "B"), ("TZERO1", "'q'", "A"), ("TDISP1", "'Z99'", "A")],
+)
+def test_low_column_cards_astropy_cannot_apply_are_fits_format_errors(
+    key: str, value: str, column: str, tmp_path: Path
+) -> None:
+    """Table.read fails on them too (a numpy or astropy error naming nothing); here the
+    error names the file, the HDU and its data, and the other columns still read."""
+    path = tmp_path / "columns.fits"
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column("A", "E", array=np.arange(3.0)), fits.Column("B", "J", array=np.arange(3))]
+    )
+    table.header[key] = 1
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+    _edit_card(path, key, value)
+    with pytest.raises(Exception):  # noqa: B017, PT011  (astropy's own answer is an error)
+        Table.read(path, hdu=1)
+    f = cloudfits.open(path)
+    where = r"columns\.fits: HDU 1 \(data at byte 5760\): astropy cannot decode the table"
+    for columns in (None, [column]):
+        with pytest.raises(FitsFormatError, match=where):
+            f[1].read(columns=columns)
+    other = "B" if column == "A" else "A"
+    assert list(f[1].read(columns=[other])[other]) == list(np.arange(3))
 
 
 def _compressed(path: Path) -> None:

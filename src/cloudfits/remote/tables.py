@@ -18,7 +18,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 from astropy.utils.exceptions import AstropyWarning
 
-from ..errors import CloudFitsWarning, FitsFormatError
+from ..errors import CloudFitsError, CloudFitsWarning, FitsFormatError
 from ..fits.geometry import HDUKind, axis_lengths, bitpix, int_card
 from ..fits.heap import HeapColumn, compact_heap, heap_columns
 from ..fits.rowlayout import plain_row_type
@@ -299,11 +299,21 @@ def _decode(kind: HDUKind, header_text: str, data: bytes, hdu: RemoteHDU) -> Tab
     head = header_text.encode("latin-1")
     head += b" " * (padded(len(head)) - len(head))
     blob = head + data + b"\0" * (padded(len(data)) - len(data))
-    with warnings.catch_warnings():
-        # The header's own complaints came when it was parsed; Table.read's (units) pass.
-        warnings.simplefilter("ignore", VerifyWarning)
-        table_hdu = _HDU_CLASSES[kind].fromstring(blob, **_OPEN_OPTIONS)
-    return _as_table(table_hdu, hdu)
+    try:
+        with warnings.catch_warnings():
+            # The header's own complaints came when it was parsed; Table.read's (units) pass.
+            warnings.simplefilter("ignore", VerifyWarning)
+            table_hdu = _HDU_CLASSES[kind].fromstring(blob, **_OPEN_OPTIONS)
+        return _as_table(table_hdu, hdu)
+    except CloudFitsError:
+        raise
+    except (ArithmeticError, LookupError, TypeError, ValueError) as err:
+        # A column card astropy accepts but cannot apply (TSCALn = 'abc', a TDISPn
+        # that cannot show the values): the same failure as Table.read's, named.
+        raise FitsFormatError(
+            f"{hdu.file.uri}: HDU {hdu.number} (data at byte {hdu.layout.data_offset}):"
+            f" astropy cannot decode the table: {type(err).__name__}: {err}"
+        ) from err
 
 
 def _finish(
@@ -358,6 +368,8 @@ def _as_table(table_hdu: Any, hdu: RemoteHDU) -> Table:
             for i, column in enumerate(table_hdu.columns, 1)
             if isinstance(column.null, str) and column.dtype.kind not in "SU"
         ]
+        if not unusable:
+            raise
         warnings.warn(
             f"{hdu.file.uri}: HDU {hdu.number}: astropy's Table reader fails on this table"
             f" ({err}); the cells holding {', '.join(unusable) or 'no TNULL'} are masked",

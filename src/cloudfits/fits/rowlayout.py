@@ -19,9 +19,6 @@ from astropy.io.fits.verify import VerifyError
 
 __all__ = ["ELEMENT_BYTES", "plain_row_type"]
 
-ELEMENT_BYTES = {"L": 1, "B": 1, "A": 1, "I": 2, "J": 4, "K": 8, "E": 4, "D": 8, "C": 8, "M": 16}
-"""Bytes per element of each TFORM type letter (X, bits, is counted apart)."""
-
 # astropy's row type of each letter (ColDefs.dtype: native byte order).
 _ELEMENT_TYPES = {
     "L": "i1",
@@ -34,6 +31,9 @@ _ELEMENT_TYPES = {
     "C": "c8",
     "M": "c16",
 }
+
+ELEMENT_BYTES = {"A": 1, **{letter: np.dtype(t).itemsize for letter, t in _ELEMENT_TYPES.items()}}
+"""Bytes per element of each TFORM type letter (X, bits, is counted apart)."""
 
 # A repeat count and a type letter, as the standard writes a fixed-width TFORM.
 _TFORM = re.compile(r"([0-9]*)([LXBIJKAEDCM])")
@@ -83,7 +83,7 @@ def _element(form: str) -> np.dtype[Any] | None:
     if match is None:
         return None
     repeat = int(match[1]) if match[1] else 1
-    letter = match[2].upper()
+    letter = match[2]
     if repeat == 0:
         return None
     if letter == "A":

@@ -372,7 +372,7 @@ def _as_table(table_hdu: Any, hdu: RemoteHDU) -> Table:
             raise
         warnings.warn(
             f"{hdu.file.uri}: HDU {hdu.number}: astropy's Table reader fails on this table"
-            f" ({err}); the cells holding {', '.join(unusable) or 'no TNULL'} are masked",
+            f" ({err}); the cells holding {', '.join(unusable)} are masked",
             CloudFitsWarning,
             stacklevel=4,
         )

@@ -20,7 +20,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import CloudFitsError, CloudFitsWarning, RangeResponseError
-from ..providers.base import Provider, SupportsReadRange, range_into, read_range_of
+from ..providers.base import (
+    Provider,
+    SupportsReadRange,
+    range_into,
+    read_range_of,
+    small_reads_of,
+)
 from .checks import Known, check_answer
 from .pool import prestart, shared_pool
 from .retry import RETRYABLE_ERRORS, RetryPolicy
@@ -63,6 +69,10 @@ class ObjectReader:
         The object's size, which every answer must agree with.
     retry : RetryPolicy, optional
         The retry budget of each read (default: `RetryPolicy.from_environment`).
+    small_reads : bool
+        Try the provider's cheaper transport for small reads first, where it has one
+        (`cloudfits.providers.base.SupportsSmallReads`; its answers are checked the
+        same way). Indexing asks for it for its header reads.
     """
 
     def __init__(
@@ -75,10 +85,12 @@ class ObjectReader:
         etag: str | None = None,
         size: int | None = None,
         retry: RetryPolicy | None = None,
+        small_reads: bool = False,
     ) -> None:
         self.provider = provider
         self._into = range_into(provider)
         self._checked_reads = read_range_of(provider)
+        self._small = small_reads_of(provider) if small_reads else None
         self.path = path
         self.uri = uri
         self.known = Known(size, etag)
@@ -217,7 +229,15 @@ class ObjectReader:
         self, provider: SupportsReadRange, start: int, out: memoryview, deadline: float
     ) -> int:
         """One attempt through a provider that reports its answer, checked (`check_answer`)."""
-        answer = provider.read_range(self.path, start, out, etag=self.known.etag, deadline=deadline)
+        answer = None
+        if self._small is not None:
+            answer = self._small.read_small(
+                self.path, start, out, etag=self.known.etag, deadline=deadline
+            )
+        if answer is None:
+            answer = provider.read_range(
+                self.path, start, out, etag=self.known.etag, deadline=deadline
+            )
         self._record(answer.received + answer.skipped)
         if answer.status == 200 and answer.received and not self._warned_whole:
             self._warned_whole = True

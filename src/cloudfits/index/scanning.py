@@ -135,7 +135,13 @@ def predicted_layouts(
     if not predictable(template, info.size, padded(max(speculative, BLOCK))):
         return None
     reader = ObjectReader(
-        provider, info.path, uri, [stats] if stats is not None else [], etag=info.etag
+        provider,
+        info.path,
+        uri,
+        [stats] if stats is not None else [],
+        etag=info.etag,
+        size=info.size,
+        small_reads=True,
     )
     runs = header_runs(template)
     starts = [a for a, _ in runs]

@@ -18,9 +18,11 @@ __all__ = [
     "ProviderSpec",
     "SupportsRangeInto",
     "SupportsReadRange",
+    "SupportsSmallReads",
     "check_content_range",
     "range_into",
     "read_range_of",
+    "small_reads_of",
     "store_index",
 ]
 
@@ -138,6 +140,33 @@ class SupportsReadRange(Protocol):
         time); the request asks for ``Accept-Encoding: identity``.
         """
         ...
+
+
+@runtime_checkable
+class SupportsSmallReads(Protocol):
+    """The capability of a `Provider` to read small ranges through a cheaper transport.
+
+    A reader that asks for it (`cloudfits.fetch.reader.ObjectReader`'s
+    ``small_reads``, as indexing does for its header reads) tries it first; the answer
+    is checked like any other, and None sends the read to `SupportsReadRange.read_range`.
+    """
+
+    def read_small(
+        self,
+        path: str,
+        start: int,
+        out: memoryview,
+        *,
+        etag: str | None = None,
+        deadline: float | None = None,
+    ) -> RangeAnswer | None:
+        """As `SupportsReadRange.read_range`, or None when the read must take that path."""
+        ...
+
+
+def small_reads_of(provider: Provider) -> SupportsSmallReads | None:
+    """``provider`` as a `SupportsSmallReads` when it declares that capability, else None."""
+    return provider if isinstance(provider, SupportsSmallReads) else None
 
 
 def read_range_of(provider: Provider) -> SupportsReadRange | None:

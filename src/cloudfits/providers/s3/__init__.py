@@ -51,6 +51,11 @@ class S3Config(kit.ClientOptions):
         Read data ranges through one presigned URL per object and a plain urllib3 pool
         (see `cloudfits.providers.s3.presigned`), which saves about 3 ms of CPU per request;
         anything unexpected falls back to boto3. Set False to use boto3 for every read.
+    native_reads : bool
+        Read the small header runs of indexing through obstore where it keeps the
+        provider's promises (see `cloudfits.providers.s3.native`), which saves most
+        of the CPU of indexing many objects; anything obstore cannot read takes the
+        usual path. Set False to keep every read on the path above.
     """
 
     requester_pays: bool = False
@@ -62,6 +67,7 @@ class S3Config(kit.ClientOptions):
         metadata={"help": "send unsigned requests (public data), whatever credentials are found"},
     )
     presigned_reads: bool = True
+    native_reads: bool = True
 
     def __post_init__(self) -> None:
         check_anonymous(self.anonymous, requester_pays=self.requester_pays)

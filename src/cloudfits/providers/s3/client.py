@@ -29,9 +29,9 @@ from ..kit import (
     sorted_listing,
 )
 from . import S3Config, split_bucket_key
+from .native import NativeReads
 from .presigned import URL_SECONDS, BucketUrls, PresignedReads
 from .wire import (
-    BAD_CREDENTIALS,
     DENIED,
     NOT_FOUND,
     STALE,
@@ -40,6 +40,7 @@ from .wire import (
     TRANSIENT_STREAM,
     add_requester_pays,
     ask_identity,
+    denied_hint,
     parse_timestamp,
     range_request,
 )
@@ -103,6 +104,28 @@ class S3Provider(ProviderEdges):
             client.meta.events.register("before-sign.s3", add_requester_pays)
         client.meta.events.register("before-sign.s3.GetObject", ask_identity)
         return client
+
+    @built_once
+    def _native(self) -> tuple[NativeReads, ...]:
+        """The obstore reads of small ranges, where they can be used (see `read_small`)."""
+        return NativeReads.of_provider(self)
+
+    def read_small(
+        self,
+        path: str,
+        start: int,
+        out: memoryview,
+        *,
+        etag: str | None = None,
+        deadline: float | None = None,
+    ) -> RangeAnswer | None:
+        """`read_range` through obstore (`cloudfits.providers.s3.native`) for a small read;
+        None when the read must take `read_range`."""
+        for native in self._native:
+            return native.read_range(
+                path, start, out, etag=etag, uri=self.uri(path), deadline=deadline
+            )
+        return None
 
     def _signs(self, session: Any) -> bool:
         """Whether requests are signed: ``anonymous="auto"`` asks botocore for credentials."""
@@ -168,29 +191,6 @@ class S3Provider(ProviderEdges):
         hint = self._scrub(found.hint)
         return type(found)(self._scrub(str(message)), hint=hint)
 
-    def _denied_hint(self, code: str) -> str:
-        """What to do about a refusal, in the Python keywords (the CLI rewrites them)."""
-        if self._unsigned:
-            how = (
-                "no credentials were sent (none found)"
-                if self.config.anonymous == "auto"
-                else "no credentials were sent (anonymous=True)"
-            )
-            return (
-                f"{how}: for a private bucket configure AWS credentials"
-                " (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile=NAME);"
-                " if the bucket is requester-pays, configure credentials and pass"
-                " requester_pays=True to accept its charges"
-            )
-        if code in BAD_CREDENTIALS:
-            return (
-                "the store refused the credentials: check AWS_ACCESS_KEY_ID,"
-                " AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the profile"
-            )
-        if not self.config.requester_pays:
-            return "if the bucket is requester-pays, pass requester_pays=True to accept its charges"
-        return ""
-
     def _classify(self, err: Exception, path: str, what: str) -> CloudFitsError:
         if isinstance(err, botocore.exceptions.EndpointConnectionError):
             # botocore has already retried the connection: another round would only
@@ -230,7 +230,8 @@ class S3Provider(ProviderEdges):
                 return self.error(kind, what, path)
             if kind is ErrorKind.DENIED:
                 detail = f"access denied ({code or 'HTTP 403'})"
-                return self.error(kind, what, path, detail, self._denied_hint(code))
+                hint = denied_hint(code, self._unsigned, self.config)
+                return self.error(kind, what, path, detail, hint)
             if kind is ErrorKind.NOT_FOUND:
                 return self.error(kind, what, path, f"not found ({code})")
             message = str(err.response.get("Error", {}).get("Message", ""))

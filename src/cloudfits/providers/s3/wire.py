@@ -11,7 +11,7 @@ import botocore.exceptions
 import botocore.utils
 import urllib3
 
-from . import split_bucket_key
+from . import S3Config, split_bucket_key
 
 __all__ = [
     "BAD_CREDENTIALS",
@@ -23,6 +23,7 @@ __all__ = [
     "TRANSIENT_STREAM",
     "add_requester_pays",
     "ask_identity",
+    "denied_hint",
     "range_request",
 ]
 
@@ -99,3 +100,28 @@ def parse_timestamp(value: Any) -> datetime:
             pass
     parsed: datetime = botocore.utils.parse_timestamp(value)
     return parsed
+
+
+def denied_hint(code: str, unsigned: bool, config: S3Config) -> str:
+    """What to do about a refusal with error ``code``, in the Python keywords (the CLI
+    rewrites them), where ``unsigned`` requests were sent under ``config``."""
+    if unsigned:
+        how = (
+            "no credentials were sent (none found)"
+            if config.anonymous == "auto"
+            else "no credentials were sent (anonymous=True)"
+        )
+        return (
+            f"{how}: for a private bucket configure AWS credentials"
+            " (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or profile=NAME);"
+            " if the bucket is requester-pays, configure credentials and pass"
+            " requester_pays=True to accept its charges"
+        )
+    if code in BAD_CREDENTIALS:
+        return (
+            "the store refused the credentials: check AWS_ACCESS_KEY_ID,"
+            " AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) or the profile"
+        )
+    if not config.requester_pays:
+        return "if the bucket is requester-pays, pass requester_pays=True to accept its charges"
+    return ""

@@ -327,10 +327,17 @@ class ObjectReader:
             for job in jobs:
                 self._fetch_into(*job)
             return
+        # The caller reads the first part itself instead of waiting idle: one thread
+        # hand-over fewer per read, and one more request in flight than the pool holds.
         pool = shared_pool(concurrency)
-        prestart(pool, len(jobs))
-        futures: list[Future[None]] = [pool.submit(self._fetch_into, *job) for job in jobs]
-        errors = [f.exception() for f in futures]
+        prestart(pool, len(jobs) - 1)
+        futures: list[Future[None]] = [pool.submit(self._fetch_into, *job) for job in jobs[1:]]
+        errors: list[BaseException | None] = [None]
+        try:
+            self._fetch_into(*jobs[0])
+        except Exception as err:  # raised below, once the other parts have ended
+            errors[0] = err
+        errors += [f.exception() for f in futures]
         first = next((e for e in errors if e is not None), None)
         if first is not None:
             if isinstance(first, CloudFitsError):

@@ -9,6 +9,7 @@ the cases where obstore cannot keep the provider's promises stay on the usual pa
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,32 @@ def test_a_small_read_through_obstore_is_exact(server: S3Server, local: Path) ->
         reader = _reader(f"s3://{BUCKET}/data/h0.fits", proxy.url)
         assert reader.read(5000, 9000) == local.read_bytes()[5000:9000]
         assert _by_obstore(proxy) == [206]
+
+
+def _read_in_child(reader: ObjectReader, want: bytes) -> None:
+    raise SystemExit(0 if reader.read(5000, 9000) == want else 3)
+
+
+def test_a_process_forked_after_obstore_reads_takes_the_usual_path(
+    server: S3Server, local: Path
+) -> None:
+    # obstore's runtime does not survive a fork: a read through it in the child would
+    # wait forever.
+    with RecordingProxy(server.endpoint_url) as proxy:
+        reader = _reader(f"s3://{BUCKET}/data/h0.fits", proxy.url)
+        want = local.read_bytes()[5000:9000]
+        assert reader.read(5000, 9000) == want
+        assert _by_obstore(proxy) == [206]
+        child = multiprocessing.get_context("fork").Process(
+            target=_read_in_child, args=(reader, want)
+        )
+        child.start()
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+            pytest.fail("the forked child's read hung")
+        assert child.exitcode == 0
+        assert _by_obstore(proxy) == [206]  # the child's read took the usual path
 
 
 @pytest.mark.parametrize("kind", list(ALWAYS_REFUSED))

@@ -23,6 +23,10 @@ a session token every read stays on the presigned path, which follows no redirec
 proxy in the environment (which obstore would read otherwise than botocore), and a
 deadline no shorter than obstore's own timeout. botocore's CA bundle
 (``AWS_CA_BUNDLE``) is trusted besides the system's roots.
+
+A process forked from one that has read through obstore never reads through it: its
+runtime's threads do not survive a fork, and a read there would wait forever (as a
+``multiprocessing`` pool with the ``fork`` start method would otherwise meet).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ if TYPE_CHECKING:
 
     from .client import S3Provider
 
-__all__ = ["SMALL_READ", "NativeReads"]
+__all__ = ["SMALL_READ", "NativeReads", "usable_here"]
 
 SMALL_READ = 1 << 20
 """The largest read (bytes) taken through obstore: its answer is copied once into the
@@ -54,6 +58,15 @@ TIMEOUT = 10.0
 """Seconds obstore allows a whole small read (connecting, answer and body)."""
 _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 """Proxy settings, which obstore and botocore read differently: with one, no native reads."""
+
+
+_used_in: list[int] = []
+"""The process that first read through obstore here (its runtime started there)."""
+
+
+def usable_here() -> bool:
+    """Whether obstore can be used in this process: not forked from one that used it."""
+    return not _used_in or _used_in[0] == os.getpid()
 
 
 class NativeReads:
@@ -227,6 +240,10 @@ class NativeReads:
             return None
         if deadline is not None and deadline - time.monotonic() < TIMEOUT:
             return None
+        if not usable_here():
+            return None
+        if not _used_in:
+            _used_in.append(os.getpid())
         import obstore
         from obstore.exceptions import BaseError, PreconditionError
 

@@ -250,3 +250,14 @@ def test_unsigned_reads_through_obstore(tmp_path: Path, local: Path) -> None:
         want = [h.header.tostring() for h in hdul]
     got = [[fits.Header.fromstring(h.header).tostring() for h in e.hdus] for e in index.files]
     assert got == [want] * 3
+
+
+def test_requester_pays_reaches_every_obstore_read(server: S3Server) -> None:
+    with RecordingProxy(server.endpoint_url) as proxy:
+        index = cloudfits.build_index(
+            f"s3://{BUCKET}/data/", endpoint_url=proxy.url, requester_pays=True
+        )
+        native = [r for r in proxy.records if "object_store" in r.headers.get("user-agent", "")]
+        assert len(native) == 2 * (COPIES - 1)
+        assert all(r.headers.get("x-amz-request-payer") == "requester" for r in native)
+    assert len(index.files) == COPIES

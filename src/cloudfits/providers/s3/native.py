@@ -116,48 +116,26 @@ class NativeReads:
         c = provider.config
         if not c.native_reads:
             return ()
-        client = provider.client  # built first: it says whether requests are signed
-        made = cls.for_client(
-            client,
-            provider._session,
-            unsigned=provider._unsigned,
-            requester_pays=c.requester_pays,
-            pool_size=c.max_pool_connections,
-            connect_timeout=c.connect_timeout,
-        )
-        return () if made is None else (made,)
-
-    @classmethod
-    def for_client(
-        cls,
-        client: Any,
-        session: Any,
-        *,
-        unsigned: bool,
-        requester_pays: bool,
-        pool_size: int,
-        connect_timeout: float,
-    ) -> NativeReads | None:
-        """The native reads of a boto3 ``client`` (of ``session``), or None where they
-        cannot keep the provider's promises (see the module's description)."""
         try:
             import obstore  # noqa: F401
         except ImportError:
-            return None
+            return ()
         if any(os.environ.get(name) for name in _PROXIES):
-            return None
+            return ()
+        client = provider.client  # built first: it says whether requests are signed
         endpoint = str(client.meta.endpoint_url or "")
         region = client.meta.region_name
         if not endpoint.startswith(("https://", "http://")) or not region:
-            return None
+            return ()
         credentials: Callable[[], tuple[str, str]] | None = None
-        if not unsigned:
+        if not provider._unsigned:
+            session = provider._session
             found = session.get_credentials()
             if found is None:
-                return None
+                return ()
             frozen = found.get_frozen_credentials()
             if frozen.token or not (frozen.access_key and frozen.secret_key):
-                return None  # a redirect would carry the session token's header
+                return ()  # a redirect would carry the session token's header
 
             def credentials() -> tuple[str, str]:
                 now = session.get_credentials().get_frozen_credentials()
@@ -165,14 +143,15 @@ class NativeReads:
                     raise PermissionError("the credentials now carry a session token")
                 return now.access_key, now.secret_key
 
-        return cls(
+        made = cls(
             endpoint,
             region,
             credentials,
-            requester_pays=requester_pays,
-            pool_size=pool_size,
-            connect_timeout=connect_timeout,
+            requester_pays=c.requester_pays,
+            pool_size=c.max_pool_connections,
+            connect_timeout=c.connect_timeout,
         )
+        return (made,)
 
     def _store(self, bucket: str) -> Any:
         store = self._stores.get(bucket)

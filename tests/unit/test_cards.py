@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import warnings
+from math import prod
+from typing import Any
 
 import pytest
 from astropy.io import fits
@@ -78,3 +81,83 @@ def test_end_card_only_at_card_boundaries() -> None:
     block = b" " * 40 + end + b" " * 40 + end
     assert end_card_index(block) == 160
     assert end_card_index(b" " * 80) == -1
+
+
+def _quick_data_size_card_by_card(raw: bytes) -> int | None:
+    """`quick_data_size` as it read headers before: one card after another."""
+    found: dict[bytes, bytes] = {}
+    for i in range(0, len(raw), 80):
+        key = raw[i : i + 8].rstrip(b" ")
+        if key in {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS"} or key.startswith(
+            b"NAXIS"
+        ):
+            if key in found or raw[i + 8 : i + 10] != b"= ":
+                return None
+            found[key] = raw[i + 10 : i + 80]
+    if b"GROUPS" in found:
+        return None
+    values: dict[bytes, int] = {}
+    for key, text in found.items():
+        match = re.fullmatch(rb" *([+-]?[0-9]{1,20}) *(?:/.*)?", text)
+        if match is None:
+            return None
+        values[key] = int(match.group(1))
+    bits, naxis = values.get(b"BITPIX"), values.get(b"NAXIS")
+    if bits not in {8, 16, 32, 64, -32, -64} or naxis is None or not 0 <= naxis <= 999:
+        return None
+    lengths = [values.get(b"NAXIS%d" % i, -1) for i in range(1, naxis + 1)]
+    pcount, gcount = values.get(b"PCOUNT", 0), values.get(b"GCOUNT", 1)
+    if min(lengths, default=0) < 0 or pcount < 0 or gcount < 0:
+        return None
+    return abs(bits) // 8 * gcount * (pcount + prod(lengths)) if lengths else 0
+
+
+def _card(key: str, value: object) -> bytes:
+    return f"{key:<8}= {value!s:>20}".ljust(80).encode("ascii")
+
+
+_EXTRA_CARDS = [
+    _card("EXTNAME", "'SCI'"),
+    _card("XNAXIS", 5),
+    _card("NAXISA", 5),
+    _card("NAXIS1", 4),  # once more: astropy decides
+    _card("BITPIXEL", 16),
+    b"COMMENT NAXIS1  =                    9 is text here".ljust(80),
+    b"HISTORY GCOUNT  =                    9".ljust(80),
+    b"NAXIS2    10".ljust(80),  # no value indicator
+]
+
+
+@given(
+    st.sampled_from([8, 16, -32, 64, 7]),
+    st.lists(st.integers(1, 20), max_size=3),
+    st.sampled_from([None, 0, 7, -1]),
+    st.sampled_from([None, 1, 3]),
+    st.lists(st.sampled_from(_EXTRA_CARDS), max_size=3),
+    st.randoms(use_true_random=False),
+    st.sampled_from([b"", b"", b"END".ljust(80), b"NAXIS", b"x" * 11]),
+)
+def test_the_keyword_search_gives_what_reading_every_card_gave(
+    bitpix: int,
+    lengths: list[int],
+    pcount: int | None,
+    gcount: int | None,
+    extra: list[bytes],
+    order: Any,
+    tail: bytes,
+) -> None:
+    cards = [_card("BITPIX", bitpix), _card("NAXIS", len(lengths))]
+    cards += [_card(f"NAXIS{i}", n) for i, n in enumerate(lengths, 1)]
+    cards += [_card(k, v) for k, v in (("PCOUNT", pcount), ("GCOUNT", gcount)) if v is not None]
+    cards += extra
+    order.shuffle(cards)
+    raw = _card("SIMPLE", "T") + b"".join(cards) + tail
+    assert quick_data_size(raw) == _quick_data_size_card_by_card(raw)
+
+
+def test_the_keyword_search_sizes_a_standard_header() -> None:
+    header = fits.Header([("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 2)])
+    header["NAXIS1"], header["NAXIS2"] = 100, 10
+    header["COMMENT"] = "NAXIS1  =                 1000 in a comment is no size card"
+    raw = header.tostring(padding=False).encode("ascii")
+    assert quick_data_size(raw) == _quick_data_size_card_by_card(raw) == 4000

@@ -25,7 +25,14 @@ from cloudfits.errors import (
 from cloudfits.fetch.reader import ObjectReader
 from cloudfits.index.formats import IndexFormat
 from cloudfits.providers import kit
-from cloudfits.providers.base import ObjectInfo, SupportsRangeInto, range_into, store_index
+from cloudfits.providers.base import (
+    ObjectInfo,
+    SupportsRangeInto,
+    range_into,
+    read_range_of,
+    small_reads_of,
+    store_index,
+)
 from cloudfits.providers.file import FileConfig, FileProvider
 from cloudfits.providers.https import HTTPSConfig
 from cloudfits.providers.kit import ErrorKind
@@ -196,6 +203,24 @@ class _Typed(_BytesOnly):
     ) -> int:
         self.calls.append("get_range_into")
         return kit.copy_into(self.data[start : start + len(out)], out)
+
+
+def test_a_capability_is_what_the_provider_has_by_class_or_by_instance() -> None:
+    """The capability looked up once per class still sees a method set on an instance,
+    and never one that neither has."""
+    typed, plain = _Typed(b"abc"), _BytesOnly(b"abc")
+    for _ in range(2):  # the second time from what was learnt of each class
+        assert range_into(typed) is typed
+        assert range_into(plain) is None
+        assert read_range_of(plain) is None
+        assert small_reads_of(plain) is None
+    patched = _BytesOnly(b"abc")
+    patched.get_range_into = typed.get_range_into  # type: ignore[attr-defined]
+    assert range_into(patched) is patched
+    assert range_into(_BytesOnly(b"abc")) is None
+    assert ObjectReader(patched, "p", "mem://p", size=3).read(1, 3) == b"bc"
+    assert patched.calls == []
+    assert typed.calls == ["get_range_into"]
 
 
 def test_engine_uses_the_capability_only_when_declared() -> None:

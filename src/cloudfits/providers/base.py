@@ -7,7 +7,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from ..errors import ProviderConfigError, RangeResponseError
 from .answers import RangeAnswer
@@ -164,19 +164,38 @@ class SupportsSmallReads(Protocol):
         ...
 
 
+_DECLARED_BY_CLASS: dict[tuple[type, str], bool] = {}
+"""Whether a provider class defines a capability's method (classes do not change)."""
+
+
+def _declares(provider: Provider, protocol: type, method: str) -> bool:
+    """``isinstance(provider, protocol)`` for a protocol of one method, with what its
+    class defines looked up once (a protocol check costs microseconds, and readers are
+    made per object); an instance that has the method without its class (a proxy, an
+    attribute set on it) is checked as before."""
+    key = (type(provider), method)
+    by_class = _DECLARED_BY_CLASS.get(key)
+    if by_class is None:
+        by_class = _DECLARED_BY_CLASS[key] = callable(getattr(type(provider), method, None))
+    return by_class or isinstance(provider, protocol)
+
+
 def small_reads_of(provider: Provider) -> SupportsSmallReads | None:
     """``provider`` as a `SupportsSmallReads` when it declares that capability, else None."""
-    return provider if isinstance(provider, SupportsSmallReads) else None
+    found = _declares(provider, SupportsSmallReads, "read_small")
+    return cast(SupportsSmallReads, provider) if found else None
 
 
 def read_range_of(provider: Provider) -> SupportsReadRange | None:
     """``provider`` as a `SupportsReadRange` when it declares that capability, else None."""
-    return provider if isinstance(provider, SupportsReadRange) else None
+    found = _declares(provider, SupportsReadRange, "read_range")
+    return cast(SupportsReadRange, provider) if found else None
 
 
 def range_into(provider: Provider) -> SupportsRangeInto | None:
     """``provider`` as a `SupportsRangeInto` when it declares that capability, else None."""
-    return provider if isinstance(provider, SupportsRangeInto) else None
+    found = _declares(provider, SupportsRangeInto, "get_range_into")
+    return cast(SupportsRangeInto, provider) if found else None
 
 
 def _takes_content_type(method: Callable[..., Any]) -> bool:

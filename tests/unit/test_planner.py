@@ -6,11 +6,11 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, basic_indices
 
-from cloudfits.fetch import coalesce, split_parts
+from cloudfits.fetch import coalesce, spans, split_parts
 from cloudfits.fits.planner import plan_section
 
 
@@ -160,3 +160,23 @@ def test_coalesce_merges_small_gaps_only() -> None:
 def test_split_parts_covers_span_exactly() -> None:
     parts = split_parts(10, 1_000, 300)
     assert parts == [(10, 257), (257, 505), (505, 752), (752, 1000)]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 15)), max_size=spans._FEW_RANGES),
+    st.integers(-2, 10),
+)
+@example([(0, 8), (10, 8)], 5)  # a gap of exactly max_gap bytes stays apart
+@example([(0, 8), (5, 8)], 0)  # touching ranges merge
+def test_a_few_ranges_merge_as_many_do(ranges: list[tuple[int, int]], max_gap: int) -> None:
+    """The Python merge of a few ranges gives what the array merge gives."""
+    starts = [a for a, _ in ranges]
+    ends = [a + n - 3 for a, n in ranges]  # some empty, some touching, some overlapping
+    few = spans._merge_few(starts, ends, max_gap)
+    many = spans._merge_many(
+        np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64), max_gap
+    )
+    assert few == tuple(a.tolist() for a in many)
+    merged = spans.merge_ranges(np.array(starts), np.array(ends), max_gap)
+    assert [a.dtype for a in merged] == [np.dtype(np.int64)] * 3
+    assert tuple(a.tolist() for a in merged) == few

@@ -187,6 +187,11 @@ def _splits(gaps: np.ndarray, max_gap: int) -> np.ndarray:
     return split
 
 
+_FEW_RANGES = 8
+"""Up to this many ranges, `merge_ranges` merges in Python: the array operations of the
+general case cost more than the merge (the two header runs of each object indexed)."""
+
+
 def merge_ranges(
     starts: np.ndarray, ends: np.ndarray, max_gap: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,6 +209,38 @@ def merge_ranges(
     """
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     ends = np.asarray(ends, dtype=np.int64).reshape(-1)
+    if starts.size <= _FEW_RANGES:
+        firsts, lasts, blocks = _merge_few(starts.tolist(), ends.tolist(), max_gap)
+        return (
+            np.array(firsts, dtype=np.int64),
+            np.array(lasts, dtype=np.int64),
+            np.array(blocks, dtype=np.int64),
+        )
+    return _merge_many(starts, ends, max_gap)
+
+
+def _merge_few(
+    starts: list[int], ends: list[int], max_gap: int
+) -> tuple[list[int], list[int], list[int]]:
+    """`merge_ranges` of a few ranges, one after another in order of their starts."""
+    block_of = [-1] * len(starts)
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for i in sorted((i for i in range(len(starts)) if ends[i] > starts[i]), key=starts.__getitem__):
+        gap = starts[i] - lasts[-1] if lasts else 0
+        if lasts and not (gap > 0 and gap >= max_gap):
+            lasts[-1] = max(lasts[-1], ends[i])
+        else:
+            firsts.append(starts[i])
+            lasts.append(ends[i])
+        block_of[i] = len(firsts) - 1
+    return firsts, lasts, block_of
+
+
+def _merge_many(
+    starts: np.ndarray, ends: np.ndarray, max_gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`merge_ranges` with array operations."""
     block_of = np.full(starts.shape, -1, dtype=np.int64)
     keep = np.flatnonzero(ends > starts)
     if keep.size == 0:

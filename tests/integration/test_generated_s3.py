@@ -20,6 +20,9 @@ from botocore.exceptions import ClientError
 
 import cloudfits
 from cloudfits.astro.tess import light_curve
+from cloudfits.errors import CloudFitsError
+from cloudfits.providers.s3 import S3Config
+from cloudfits.providers.s3.client import S3Provider
 from cloudfits.testing.generated import TESS_SHAPE, GeneratedCube
 from cloudfits.testing.proxy import dependent_round_trips
 from cloudfits.testing.s3gen import GeneratedS3Server, tess_objects
@@ -275,3 +278,30 @@ def test_any_range_is_the_same_bytes_as_the_whole_object() -> None:
     header_only = GeneratedCube(4, SMALL)
     header_only.read(cube.table_offset, cube.table_data_offset)
     assert "_table_data" not in header_only.__dict__
+
+
+def test_the_s3_provider_follows_the_listing_pages(server: GeneratedS3Server) -> None:
+    """Each page asked for with the token of the one before: all keys, one request each."""
+    provider = S3Provider(S3Config(endpoint_url=server.endpoint_url, anonymous=True))
+    server.reset()
+    found = list(provider.list("tess/cubes/"))
+    assert [o.path for o in found] == [f"tess/{key}" for key in sorted(server.objects)]
+    assert [o.size for o in found] == [server.objects[key].size for key in sorted(server.objects)]
+    assert [o.etag for o in found] == [server.etag(key) for key in sorted(server.objects)]
+    assert len(server.records) == 3  # 5 keys in pages of 2
+
+
+class _TokenLoop(GeneratedS3Server):
+    """Answers every listing with its first page, and so the same token every time."""
+
+    def _listing(self, query: dict[str, str]) -> str:
+        return super()._listing({**query, "continuation-token": "", "start-after": ""})
+
+
+def test_a_listing_token_given_twice_ends_the_listing_with_an_error() -> None:
+    with _TokenLoop(tess_objects(5, shape=SMALL), page_size=2) as looping:
+        provider = S3Provider(S3Config(endpoint_url=looping.endpoint_url, anonymous=True))
+        with pytest.raises(CloudFitsError, match="twice") as err:
+            list(provider.list("tess/cubes/"))
+        assert "s3://tess/cubes/" in str(err.value)
+        assert len(looping.records) == 2

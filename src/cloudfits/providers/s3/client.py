@@ -41,6 +41,7 @@ from .wire import (
     add_requester_pays,
     ask_identity,
     denied_hint,
+    listing_pages,
     parse_timestamp,
     range_request,
 )
@@ -419,10 +420,9 @@ class S3Provider(ProviderEdges):
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         bucket, key_prefix = split_bucket_key(prefix)
-        paginator = self.client.get_paginator("list_objects_v2")
         found: list[ObjectInfo] = []
         try:
-            for page in paginator.paginate(Bucket=bucket, Prefix=key_prefix):
+            for page in listing_pages(self.client, bucket, key_prefix):
                 for item in page.get("Contents", []):
                     modified = item.get("LastModified")
                     found.append(

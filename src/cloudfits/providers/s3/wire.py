@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+from collections.abc import Iterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "add_requester_pays",
     "ask_identity",
     "denied_hint",
+    "listing_pages",
     "range_request",
 ]
 
@@ -125,3 +127,27 @@ def denied_hint(code: str, unsigned: bool, config: S3Config) -> str:
     if not config.requester_pays:
         return "if the bucket is requester-pays, pass requester_pays=True to accept its charges"
     return ""
+
+
+def listing_pages(client: Any, bucket: str, key_prefix: str) -> Iterator[dict[str, Any]]:
+    """The pages of ``ListObjectsV2``, each asked for with the token of the one before.
+
+    What botocore's paginator does, without it: a paginator loads botocore's
+    pagination models from disk on first use (some 10 ms of a fresh process). A server
+    that hands out a token it gave before would have the listing go round for ever:
+    that is refused, as the paginator refuses it.
+    """
+    asked: dict[str, Any] = {"Bucket": bucket, "Prefix": key_prefix}
+    seen: set[str] = set()
+    while True:
+        page: dict[str, Any] = client.list_objects_v2(**asked)
+        yield page
+        token = page.get("NextContinuationToken")
+        if not token:
+            return
+        if token in seen:
+            raise botocore.exceptions.PaginationError(
+                message=f"the server sent the continuation token {token!r} twice"
+            )
+        seen.add(token)
+        asked["ContinuationToken"] = token

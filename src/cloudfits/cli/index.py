@@ -158,7 +158,7 @@ def dry_run_report(
     holds every header that begins inside it. Each further header costs one more read,
     so the request count is the least an indexing run makes. Once objects are scanned,
     the first reads of the others shrink to the header lengths those showed
-    (`cloudfits.index.scanning.ReadSizes`), so the bytes are the most the first reads
+    (`cloudfits.index.learning.ReadSizes`), so the bytes are the most the first reads
     fetch. An object
     named ``*.gz`` is read whole (whole-file gzip is decompressed once), its trailer
     too; gzip under another name is only told when read.

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import CloudFitsError
 from ..fetch.pool import prestart
 from ..fetch.reader import ObjectReader
+from ..fetch.retry import RetryPolicy
 from ..fetch.spans import FetchOptions
 from ..fetch.stats import ReadStats, process_stats
 from ..fits.predict import header_runs, predictable, verify_prediction
@@ -43,6 +44,7 @@ from ..remote.gzipstream import scan_gzip
 from ..remote.seekpoints import DEFAULT_SPACING, GzipSeekPoints
 from ..uri import make_uri, redact_uri
 from .entry import FileEntry, IndexFailure
+from .learning import PredictionScore, ReadSizes
 
 __all__ = [
     "BAD_EXECUTOR",
@@ -88,6 +90,7 @@ def scan_object(
     speculative: int = DEFAULT_SPECULATIVE_READ,
     gzip_spacing: int = DEFAULT_SPACING,
     after_data: int = AFTER_DATA_READ,
+    retry: RetryPolicy | None = None,
 ) -> tuple[list[HDULayout], GzipSeekPoints | None]:
     """Scan one object's headers (see `cloudfits.fits.scan.scan_fits`).
 
@@ -96,7 +99,9 @@ def scan_object(
     with its HDUs, whose offsets are then those of the decompressed bytes.
     """
     counters = [stats] if stats is not None else []
-    reader = ObjectReader(provider, info.path, uri, counters, etag=info.etag, size=info.size)
+    reader = ObjectReader(
+        provider, info.path, uri, counters, etag=info.etag, size=info.size, retry=retry
+    )
     first = reader.read(0, min(info.size, padded(max(speculative, BLOCK))))
     if compression_of(first, name=uri) == "gzip":
         return scan_gzip(
@@ -127,6 +132,7 @@ def predicted_layouts(
     *,
     stats: ReadStats | None = None,
     speculative: int = DEFAULT_SPECULATIVE_READ,
+    retry: RetryPolicy | None = None,
 ) -> list[HDULayout] | None:
     """The layouts of ``info`` read where ``template`` puts its headers, all runs at once;
     None when a scan (whose first read is ``speculative`` bytes) would cost no more, or
@@ -141,6 +147,7 @@ def predicted_layouts(
         [stats] if stats is not None else [],
         etag=info.etag,
         size=info.size,
+        retry=retry,
         small_reads=True,
     )
     runs = header_runs(template)
@@ -151,77 +158,6 @@ def predicted_layouts(
     except FAILURES:
         return None
     return verify_prediction(template, info.size, [c.tobytes() for c in chunks])
-
-
-class ReadSizes:
-    """The read sizes a scan of many objects learns from the objects scanned so far.
-
-    A header read costs a request; the bytes it fetches past the header are paid for
-    and thrown away. With nothing known, an object's first read is the speculative
-    read and a read where a header follows data is `AFTER_DATA_READ` (the cost
-    model's break-even). Once objects of the source have been scanned, their headers
-    say what the next ones need: the first read covers the longest run of headers
-    seen at an object's start (up to its first data byte), a read after data the
-    longest later header, so most reads fetch header bytes only (a longer header
-    costs one more read). Neither grows past the speculative read.
-    """
-
-    def __init__(self, speculative: int) -> None:
-        self.speculative = padded(max(speculative, BLOCK))
-        self._first = 0
-        self._after = 0
-        self._lock = threading.Lock()
-
-    @property
-    def first(self) -> int:
-        """Bytes of an object's first read."""
-        return min(self._first, self.speculative) if self._first else self.speculative
-
-    @property
-    def after_data(self) -> int:
-        """Bytes of a read where a header starts after data."""
-        return min(self._after, self.speculative) if self._after else AFTER_DATA_READ
-
-    def learn(self, hdus: Sequence[HDULayout]) -> None:
-        """Take the header sizes of one scanned object into account."""
-        if not hdus:
-            return
-        lead = next((h for h in hdus if h.data_size), hdus[-1])
-        later = [
-            h.data_offset - h.header_offset for h in hdus if h.header_offset > lead.data_offset
-        ]
-        with self._lock:
-            self._first = max(self._first, padded(lead.data_offset))
-            self._after = max(self._after, *later, 0)
-
-
-class PredictionScore:
-    """Whether layout predictions pay off in this scan.
-
-    Objects of one size usually share their layout (an instrument's products), and a
-    prediction saves a scan's chain of reads; where same-sized objects differ (images
-    of varying shapes), each failed prediction costs a read of bytes that are not
-    headers and the scan after it. Once more predictions have failed than succeeded
-    (and at least three have failed), the scan stops predicting.
-    """
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
-        self._lock = threading.Lock()
-
-    @property
-    def worth_trying(self) -> bool:
-        """Whether to predict the next object's layout."""
-        return self.misses < 3 or self.misses <= self.hits
-
-    def record(self, hit: bool) -> None:
-        """Count one prediction's outcome."""
-        with self._lock:
-            if hit:
-                self.hits += 1
-            else:
-                self.misses += 1
 
 
 @dataclass(frozen=True)
@@ -271,7 +207,12 @@ class ScanJob:
 
     def relative(self, info: ObjectInfo) -> str:
         """The object's path relative to ``base``, as the index holds it."""
-        return posixpath.relpath(info.path.replace(os.sep, "/"), self.base.replace(os.sep, "/"))
+        path, base = info.path.replace(os.sep, "/"), self.base.replace(os.sep, "/")
+        head = base.rstrip("/")
+        rest = path[len(head) + 1 :]
+        if head and path.startswith(head + "/") and _plain(rest):
+            return rest  # what relpath gives, without its two calls for the working directory
+        return posixpath.relpath(path, base)
 
     def entry(
         self,
@@ -281,11 +222,13 @@ class ScanJob:
         template: Sequence[HDULayout] | None = None,
         sizes: ReadSizes | None = None,
         score: PredictionScore | None = None,
+        retry: RetryPolicy | None = None,
     ) -> FileEntry:
         """Scan one object's headers into its index entry (first at the places
         ``template``, another object's layouts, predicts; a scan reads as ``sizes``,
         learned from the objects scanned before, says; ``score`` counts the predictions
-        and may stop them)."""
+        and may stop them; ``retry``, every read's budget, by default
+        `RetryPolicy.from_environment`)."""
         uri = self.uri(info)
         hdus: list[HDULayout] | None = None
         gzip = None
@@ -296,7 +239,13 @@ class ScanJob:
             and (score is None or score.worth_trying)
         ):
             hdus = predicted_layouts(
-                provider, info, uri, template, stats=stats, speculative=self.speculative_read
+                provider,
+                info,
+                uri,
+                template,
+                stats=stats,
+                speculative=self.speculative_read,
+                retry=retry,
             )
             if score is not None:
                 score.record(hdus is not None)
@@ -309,6 +258,7 @@ class ScanJob:
                 speculative=sizes.first if sizes else self.speculative_read,
                 gzip_spacing=self.gzip_spacing,
                 after_data=sizes.after_data if sizes else AFTER_DATA_READ,
+                retry=retry,
             )
             if sizes is not None and gzip is None:
                 sizes.learn(hdus)
@@ -324,6 +274,11 @@ class ScanJob:
     def failure(self, info: ObjectInfo, err: BaseException) -> IndexFailure:
         """What to report about an object whose scan raised ``err``."""
         return IndexFailure(self.relative(info), self.uri(info), type(err).__name__, str(err))
+
+
+def _plain(path: str) -> bool:
+    """Whether ``path`` has no empty, ``.`` or ``..`` part (``relpath`` would change it)."""
+    return bool(path) and all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 @dataclass
@@ -361,6 +316,7 @@ def scan_threads(
     templates: dict[int, tuple[HDULayout, ...]] = {}
     sizes = ReadSizes(job.speculative_read)
     score = PredictionScore()
+    retry = RetryPolicy.from_environment()  # once for the scan, not once per reader
 
     def one(number: int) -> FileEntry | Exception:
         info = objects[number]
@@ -370,7 +326,7 @@ def scan_threads(
             done[leader_of[number]].wait()
             template = templates.get(leader_of[number])
         try:
-            result = job.entry(provider, info, stats, template, sizes, score)
+            result = job.entry(provider, info, stats, template, sizes, score, retry)
         except FAILURES as err:
             if not catch:
                 raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import posixpath
 import re
 import warnings
 from dataclasses import dataclass
@@ -914,3 +915,27 @@ def test_each_standard_first_card_gives_a_kind_of_hdu() -> None:
         assert standard_kind(first.ljust(80)) == HDUKind(kind).value
     assert standard_kind(b"SIMPLE  =                    F".ljust(80)) is None
     assert standard_kind(b"XTENSION= 'A3DTABLE'".ljust(80)) is None
+
+
+_PATH_PARTS = st.lists(
+    st.sampled_from(["tess", "cubes", "a.fits", "", ".", "..", "x y"]), max_size=4
+)
+
+
+@given(_PATH_PARTS, _PATH_PARTS, st.booleans(), st.booleans())
+def test_an_indexed_path_is_relpaths_answer(
+    base: list[str], rest: list[str], leading: bool, trailing: bool
+) -> None:
+    """The quick relative path of a scan gives what ``posixpath.relpath`` gives."""
+    from cloudfits.index.scanning import ScanJob
+    from cloudfits.providers.base import ObjectInfo
+
+    root = ("/" if leading else "") + "/".join(base) + ("/" if trailing else "")
+    path = "/".join([*base, *rest]) if not leading else "/" + "/".join([*base, *rest])
+    try:
+        expected = posixpath.relpath(path, root)
+    except ValueError:  # no path at all: relpath refuses, so must the scan
+        with pytest.raises(ValueError, match="no path specified"):
+            ScanJob("s3", root).relative(ObjectInfo(path, 1))
+        return
+    assert ScanJob("s3", root).relative(ObjectInfo(path, 1)) == expected

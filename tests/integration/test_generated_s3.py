@@ -305,3 +305,20 @@ def test_a_listing_token_given_twice_ends_the_listing_with_an_error() -> None:
             list(provider.list("tess/cubes/"))
         assert "s3://tess/cubes/" in str(err.value)
         assert len(looping.records) == 2
+
+
+class _TokenCycle(GeneratedS3Server):
+    """Answers the third page's request with the first page: tokens A, B, then A again."""
+
+    def _listing(self, query: dict[str, str]) -> str:
+        if query.get("continuation-token") == sorted(self.objects)[3]:
+            query = {**query, "continuation-token": ""}
+        return super()._listing(query)
+
+
+def test_a_cycle_of_listing_tokens_ends_the_listing_with_an_error() -> None:
+    with _TokenCycle(tess_objects(5, shape=SMALL), page_size=2) as cycling:
+        provider = S3Provider(S3Config(endpoint_url=cycling.endpoint_url, anonymous=True))
+        with pytest.raises(CloudFitsError, match="twice"):
+            list(provider.list("tess/cubes/"))
+        assert len(cycling.records) == 3

@@ -135,7 +135,8 @@ def listing_pages(client: Any, bucket: str, key_prefix: str) -> Iterator[dict[st
     What botocore's paginator does, without it: a paginator loads botocore's
     pagination models from disk on first use (some 10 ms of a fresh process). A server
     that hands out a token it gave before would have the listing go round for ever:
-    that is refused, as the paginator refuses it.
+    that is refused (the paginator refuses only the same token twice in a row, not a
+    cycle of several).
     """
     asked: dict[str, Any] = {"Bucket": bucket, "Prefix": key_prefix}
     seen: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,22 +13,36 @@ __all__ = ["POOL_THREAD_PREFIX", "prestart", "prestart_soon", "run_together", "s
 
 POOL_THREAD_PREFIX = "cloudfits"
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+_pools: dict[tuple[str, int], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+_inherited: list[ThreadPoolExecutor] = []
+"""A forked child's pools of its parent, whose threads it does not have (kept, unused)."""
 
 
-def shared_pool(workers: int) -> ThreadPoolExecutor:
-    """The process's long-lived thread pool of ``workers`` threads (made on first use).
+def shared_pool(workers: int, prefix: str = POOL_THREAD_PREFIX) -> ThreadPoolExecutor:
+    """The process's long-lived thread pool of ``workers`` threads named ``prefix``
+    (made on first use).
 
-    Threads start only when work arrives, so an idle pool costs nothing.
+    Threads start only when work arrives, so an idle pool costs nothing. A process
+    forked from this one starts its own pools: a pool does not survive a fork (the
+    child has none of its threads, and work given to it would wait forever).
     """
     with _pools_lock:
-        pool = _pools.get(workers)
+        pool = _pools.get((prefix, workers))
         if pool is None:
-            pool = _pools[workers] = ThreadPoolExecutor(
-                workers, thread_name_prefix=POOL_THREAD_PREFIX
-            )
+            pool = _pools[prefix, workers] = ThreadPoolExecutor(workers, thread_name_prefix=prefix)
         return pool
+
+
+def _forget_pools_in_child() -> None:
+    global _pools_lock
+    _pools_lock = threading.Lock()  # it may have been held by a thread the child lacks
+    _inherited.extend(_pools.values())
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def prestart(pool: ThreadPoolExecutor, count: int) -> None:

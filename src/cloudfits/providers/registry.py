@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import Any
@@ -55,12 +56,25 @@ INSTALL_HINTS: dict[str, str] = {
 
 
 class ProviderRegistry:
-    """Every provider known to this process, by name and by URI scheme."""
+    """Every provider known to this process, by name and by URI scheme.
+
+    A process forked from this one makes its own provider instances: those of the
+    parent hold its connections (sockets both processes would read from) and threads
+    the child does not have.
+    """
 
     def __init__(self) -> None:
         self._specs: dict[str, ProviderSpec] = {}
         self._instances: dict[tuple[str, str, Any], Provider] = {}
         self._lock = threading.Lock()
+        _registries.add(self)
+
+    def _forget_instances(self) -> None:
+        """In a forked child: keep the parent's instances (closing their connections
+        could disturb the parent's), but never hand them out."""
+        self._lock = threading.Lock()
+        _inherited.append(self._instances)
+        self._instances = {}
 
     def add(self, spec: ProviderSpec) -> None:
         """Register a provider; a later registration of the same name replaces it."""
@@ -124,6 +138,19 @@ class ProviderRegistry:
         """The provider for ``uri`` and the path it takes."""
         scheme, path = split_uri(uri)
         return self.provider(self.by_scheme(scheme), scheme, options), path
+
+
+_registries: weakref.WeakSet[ProviderRegistry] = weakref.WeakSet()
+_inherited: list[dict[tuple[str, str, Any], Provider]] = []
+
+
+def _forget_instances_in_child() -> None:
+    for registry in list(_registries):
+        registry._forget_instances()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_instances_in_child)
 
 
 def _install_hint(scheme: str) -> str:

@@ -176,6 +176,33 @@ def test_indexing_predicts_layouts_and_scans_where_they_differ(
     assert len(reads("c.fits")) == len(reads("a.fits")) + len(same[0].header_runs())
 
 
+@pytest.mark.parametrize(("concurrency", "together"), [(2, False), (8, True)])
+def test_an_objects_runs_are_read_together_unless_every_scan_thread_is_busy(
+    concurrency: int, together: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More objects than scan threads: each object's predicted runs one after the other
+    on its thread (the pool is as busy as it can be); fewer: both at once."""
+    objects = {f"cubes/{n}.fits": GeneratedCube(n, SMALL) for n in range(6)}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with GeneratedS3Server(objects) as server:
+        server.delay = 0.05  # every answer held back, so that reads at once overlap
+        index = cloudfits.build_index(
+            "s3://tess/cubes/", endpoint_url=server.endpoint_url, concurrency=concurrency
+        )
+        records = [r for r in server.records if r.method == "GET"]
+    assert [e.hdus[-1].header for e in index.files] == [c.layout()[-1][3] for c in objects.values()]
+    runs = len(GeneratedCube(0, SMALL).header_runs())
+    assert runs == 2
+    for key in list(objects)[1:]:  # the first leads: a scan of its own
+        mine = sorted(
+            (r for r in records if r.target.split("?")[0].endswith(key)), key=lambda r: r.started
+        )
+        assert len(mine) == runs
+        overlap = mine[1].started < mine[0].finished
+        assert overlap is together, (key, [(r.started, r.finished) for r in mine])
+
+
 def test_open_and_a_cutout_take_two_round_trips_and_the_rest_comes_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

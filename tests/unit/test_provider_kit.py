@@ -301,7 +301,7 @@ def test_client_options_are_shared_and_read_their_environment(
     for config_type in (S3Config, SpacesConfig, HTTPSConfig):
         assert issubclass(config_type, kit.ClientOptions)
         assert {f.name for f in dataclasses.fields(config_type)} >= set(names)
-    assert (S3Config().max_pool_connections, S3Config().read_timeout) == (64, 60.0)
+    assert (S3Config().max_pool_connections, S3Config().read_timeout) == (128, 60.0)
     monkeypatch.setenv("CLOUDFITS_MAX_POOL_CONNECTIONS", "7")
     monkeypatch.setenv("CLOUDFITS_READ_TIMEOUT", "2.5")
     assert (HTTPSConfig().max_pool_connections, HTTPSConfig().read_timeout) == (7, 2.5)

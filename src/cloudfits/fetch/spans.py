@@ -52,7 +52,7 @@ class FetchOptions:
         (``CLOUDFITS_MAX_PART``; default 6,000,000).
     max_concurrency : int
         Most requests in flight at once for one read (``CLOUDFITS_MAX_CONCURRENCY``;
-        default 64, the connections a provider pool holds by default).
+        default 64, half the connections a provider pool holds by default).
     cost : CostModel
         The model used to decide on merging beyond ``max_gap``.
     """

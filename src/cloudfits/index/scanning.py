@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import CloudFitsError
-from ..fetch.pool import prestart
+from ..fetch.pool import prestart, shared_pool
 from ..fetch.reader import ObjectReader
 from ..fetch.retry import RetryPolicy
 from ..fetch.spans import FetchOptions
@@ -64,11 +64,15 @@ __all__ = [
     "scan_threads",
 ]
 
-DEFAULT_SCAN_CONCURRENCY = 64
+DEFAULT_SCAN_CONCURRENCY = 128
 """Objects scanned at once by default: the connections a provider pool holds."""
+SCAN_THREAD_PREFIX = "cloudfits-index"
+"""The names of the scan pools' threads."""
 Executor = Any
 """``None``, ``"threads"``, ``"dask"``, a scheduler address or a ``distributed.Client``."""
 Errors = Literal["raise", "collect"]
+_ONE_AT_A_TIME = FetchOptions(max_concurrency=1)
+"""The reads of one object's runs in turn, on the thread that scans it."""
 
 FAILURES: tuple[type[Exception], ...] = (CloudFitsError, OSError)
 """What a scan of one object may fail with and still let the others be indexed: the
@@ -133,11 +137,12 @@ def predicted_layouts(
     stats: ReadStats | None = None,
     speculative: int = DEFAULT_SPECULATIVE_READ,
     retry: RetryPolicy | None = None,
+    runs_at_once: bool = True,
 ) -> list[HDULayout] | None:
-    """The layouts of ``info`` read where ``template`` puts its headers, all runs at once;
-    None when a scan (whose first read is ``speculative`` bytes) would cost no more, or
-    the bytes do not bear the prediction out (or the read failed: the scan that follows
-    reports why)."""
+    """The layouts of ``info`` read where ``template`` puts its headers, all runs at once
+    (or, without ``runs_at_once``, one after another on this thread); None when a scan
+    (whose first read is ``speculative`` bytes) would cost no more, or the bytes do not
+    bear the prediction out (or the read failed: the scan that follows reports why)."""
     if not predictable(template, info.size, padded(max(speculative, BLOCK))):
         return None
     reader = ObjectReader(
@@ -154,7 +159,8 @@ def predicted_layouts(
     starts = [a for a, _ in runs]
     ends = [b for _, b in runs]
     try:
-        chunks = reader.read_ranges(0, np.asarray(starts), np.asarray(ends), FetchOptions())
+        options = FetchOptions() if runs_at_once else _ONE_AT_A_TIME
+        chunks = reader.read_ranges(0, np.asarray(starts), np.asarray(ends), options)
     except FAILURES:
         return None
     return verify_prediction(template, info.size, [c.tobytes() for c in chunks])
@@ -223,12 +229,13 @@ class ScanJob:
         sizes: ReadSizes | None = None,
         score: PredictionScore | None = None,
         retry: RetryPolicy | None = None,
+        runs_at_once: bool = True,
     ) -> FileEntry:
         """Scan one object's headers into its index entry (first at the places
-        ``template``, another object's layouts, predicts; a scan reads as ``sizes``,
-        learned from the objects scanned before, says; ``score`` counts the predictions
-        and may stop them; ``retry``, every read's budget, by default
-        `RetryPolicy.from_environment`)."""
+        ``template``, another object's layouts, predicts, its runs read at once unless
+        ``runs_at_once`` is false; a scan reads as ``sizes``, learned from the objects
+        scanned before, says; ``score`` counts the predictions and may stop them;
+        ``retry``, every read's budget, by default `RetryPolicy.from_environment`)."""
         uri = self.uri(info)
         hdus: list[HDULayout] | None = None
         gzip = None
@@ -246,6 +253,7 @@ class ScanJob:
                 stats=stats,
                 speculative=self.speculative_read,
                 retry=retry,
+                runs_at_once=runs_at_once,
             )
             if score is not None:
                 score.record(hdus is not None)
@@ -317,6 +325,11 @@ def scan_threads(
     sizes = ReadSizes(job.speculative_read)
     score = PredictionScore()
     retry = RetryPolicy.from_environment()  # once for the scan, not once per reader
+    workers = max(1, min(concurrency, len(objects)))
+    # With more objects than threads, every thread has objects waiting: the scan is as
+    # parallel as it can be, and reading an object's runs on other threads as well
+    # would only add hand-overs (some 80 us of CPU each, with 64 threads at the lock).
+    runs_at_once = len(objects) <= workers
 
     def one(number: int) -> FileEntry | Exception:
         info = objects[number]
@@ -326,7 +339,7 @@ def scan_threads(
             done[leader_of[number]].wait()
             template = templates.get(leader_of[number])
         try:
-            result = job.entry(provider, info, stats, template, sizes, score, retry)
+            result = job.entry(provider, info, stats, template, sizes, score, retry, runs_at_once)
         except FAILURES as err:
             if not catch:
                 raise
@@ -341,10 +354,17 @@ def scan_threads(
             on_scanned(info)
         return result
 
-    workers = max(1, min(concurrency, len(objects)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="cloudfits-index") as pool:
-        prestart(pool, len(objects))
-        return list(pool.map(one, range(len(objects))))
+    if threading.current_thread().name.startswith(SCAN_THREAD_PREFIX):
+        # A scan started from a scan (an ``on_scanned`` that indexes): the long-lived
+        # pool may be full of threads waiting for this one, so it gets a pool of its own.
+        with ThreadPoolExecutor(workers, thread_name_prefix=SCAN_THREAD_PREFIX) as own:
+            return list(own.map(one, range(len(objects))))
+    # The process's long-lived scan pool: starting and ending 128 threads costs some
+    # 20 ms of CPU, once per process instead of once per scan. A follower waits only for
+    # its leader, submitted before it, so scans sharing the pool cannot block each other.
+    pool = shared_pool(max(1, concurrency), SCAN_THREAD_PREFIX)
+    prestart(pool, workers)
+    return list(pool.map(one, range(len(objects))))
 
 
 def check_scan_arguments(executor: Executor, batch_size: int | None, errors: Errors) -> None:

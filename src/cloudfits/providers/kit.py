@@ -343,7 +343,8 @@ class ClientOptions:
     ----------
     max_pool_connections : int
         Connections kept per host; reads use up to this many at once
-        (``CLOUDFITS_MAX_POOL_CONNECTIONS``, default 64).
+        (``CLOUDFITS_MAX_POOL_CONNECTIONS``, default 128: the objects an index scan
+        reads at once).
     connect_timeout : float
         Seconds before a connection attempt gives up (``CLOUDFITS_CONNECT_TIMEOUT``,
         default 10).
@@ -356,7 +357,7 @@ class ClientOptions:
     """
 
     max_pool_connections: int = field(
-        default_factory=_from_environment("CLOUDFITS_MAX_POOL_CONNECTIONS", 64, int)
+        default_factory=_from_environment("CLOUDFITS_MAX_POOL_CONNECTIONS", 128, int)
     )
     connect_timeout: float = field(
         default_factory=_from_environment("CLOUDFITS_CONNECT_TIMEOUT", 10.0, float)

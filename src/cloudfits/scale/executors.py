@@ -25,6 +25,7 @@ from ..fetch.stats import ReadStats, process_stats
 from ..index.entry import FileEntry, IndexFailure
 from ..index.scanning import (
     BAD_EXECUTOR,
+    DEFAULT_SCAN_CONCURRENCY,
     FAILURES,
     Errors,
     Executor,
@@ -235,7 +236,7 @@ def scan_objects(
     *,
     provider: Provider | None = None,
     executor: Executor = None,
-    concurrency: int = 64,
+    concurrency: int = DEFAULT_SCAN_CONCURRENCY,
     batch_size: int | None = None,
     errors: Errors = "raise",
     stats: ReadStats | None = None,

@@ -89,6 +89,7 @@ def test_child_s3_reads_on_its_own_provider(
     f = cloudfits.open(uri, endpoint_url=server.endpoint_url, max_gap=0)
     assert np.array_equal(f[1].section[KEY], want)
     parent_provider = get_registry().for_uri(uri, endpoint_url=server.endpoint_url)[0]
+    parent_index = cloudfits.build_index("s3://tess/cubes/", endpoint_url=server.endpoint_url)
 
     def child() -> bytes:
         mine = get_registry().for_uri(uri, endpoint_url=server.endpoint_url)[0]
@@ -96,6 +97,12 @@ def test_child_s3_reads_on_its_own_provider(
         g = cloudfits.open(uri, endpoint_url=server.endpoint_url, max_gap=0)
         index = cloudfits.build_index("s3://tess/cubes/", endpoint_url=server.endpoint_url)
         assert [e.path for e in index.files] == [k.removeprefix("cubes/") for k in server.objects]
+        # An index loaded by the parent opens its files on the child's provider.
+        from_parent = parent_index.open(
+            key.removeprefix("cubes/"), endpoint_url=server.endpoint_url
+        )
+        assert from_parent.reader.provider is mine
+        assert np.array_equal(from_parent[1].section[KEY], want)
         return np.asarray(g[1].section[KEY], dtype="<f4").tobytes()
 
     assert in_child(child) == np.asarray(want, dtype="<f4").tobytes()

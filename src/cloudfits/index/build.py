@@ -164,7 +164,8 @@ def build_index(
     concurrency : int
         Objects scanned at once (each scan is a chain of dependent reads, one per
         header not covered by an earlier read, so the objects run side by side). On
-        Dask, objects scanned at once by each task.
+        Dask, objects scanned at once in each worker process (the tasks running
+        there at once share its scan pool).
     speculative_read : int
         Bytes read at once where a header starts.
     stats : ReadStats, optional

@@ -5,9 +5,10 @@
 is a chain of small dependent reads, so it waits on the network, not on the CPU).
 With Dask the objects are cut into batches, one task per batch; each task rebuilds
 the provider on its worker from the URI scheme and the provider options (a
-`ScanJob`, which pickles), scans its batch with a small thread pool and sends back
-plain `FileEntry` and `IndexFailure` values. ``dask`` and ``distributed`` are imported
-only when a Dask executor is asked for (``pip install 'cloudfits[dask]'``).
+`ScanJob`, which pickles), scans its batch on the worker process's scan pool (shared
+by the tasks running there at once) and sends back plain `FileEntry` and
+`IndexFailure` values. ``dask`` and ``distributed`` are imported only when a Dask
+executor is asked for (``pip install 'cloudfits[dask]'``).
 """
 
 from __future__ import annotations

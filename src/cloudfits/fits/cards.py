@@ -36,7 +36,8 @@ _INTEGER = re.compile(rb" *([+-]?[0-9]{1,20}) *(?:/.*)?")
 _COUNT_CARD = re.compile(rb"(?i)(NAXIS|TFIELDS) {0,3}= *([+-]?[0-9]+)")
 _TEXT_SIZE_CARD = re.compile(rb"(?i)(BITPIX|NAXIS[0-9]{0,3}|PCOUNT|GCOUNT) *= *'")
 _SIZE_KEYS = {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS"}
-_SIZE_PROBES = (b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"GROUPS")
+_SIZE_PROBES = tuple(sorted(_SIZE_KEYS))
+"""The size keywords, searched for in the keyword column (in a fixed order)."""
 STANDARD_FIRST_CARDS = {
     b"SIMPLE  =                    T": "primary",
     b"XTENSION= 'IMAGE   '": "image",
